@@ -1,0 +1,1 @@
+"""Unveil runtime: capture -> detect -> align -> infer -> blend. Never imports torch."""

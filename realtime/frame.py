@@ -1,0 +1,44 @@
+"""The records that travel through the pipeline.
+
+A `Frame` goes the whole way from source to sink. Each stage reads what earlier stages wrote and adds
+its own part; only the temporal stage keeps per-track state of its own.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    """One face in one frame. Images are uint8 BGR (OpenCV order); masks are float32 in [0, 1], 1 = occluded."""
+
+    box: np.ndarray                      # (4,) float32 x0, y0, x1, y1 in frame pixels
+    score: float
+    landmarks: np.ndarray | None = None  # (468, 2) float32 face-mesh points in frame pixels
+    track_id: int = -1
+    matrix: np.ndarray | None = None     # (2, 3) float64 similarity warp frame -> aligned crop
+    crop: np.ndarray | None = None       # (S, S, 3) uint8 aligned crop
+    mask: np.ndarray | None = None       # (S, S) float32 predicted occlusion in crop coordinates
+    completed: np.ndarray | None = None  # (S, S, 3) uint8 model output in crop coordinates
+
+
+@dataclass
+class Frame:
+    index: int
+    image: np.ndarray                    # (H, W, 3) uint8 BGR, never modified in place
+    pts: int | None = None               # presentation timestamp in `time_base` units (video files)
+    time_base: Fraction | None = None
+    captured_at: float = field(default_factory=time.perf_counter)
+    faces: list[Face] = field(default_factory=list)
+    output: np.ndarray | None = None     # (H, W, 3) uint8 result; None until the blend stage ran
+    replaced: np.ndarray | None = None   # (H, W) uint8, 255 where output differs from image by design
+    timings: dict[str, float] = field(default_factory=dict)  # stage name -> milliseconds
+    decode_failed: bool = False          # the source could not decode this frame; it passes through as-is
+
+    def result(self) -> np.ndarray:
+        """The image to show or write: the blended output, or the untouched input."""
+        return self.image if self.output is None else self.output

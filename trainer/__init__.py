@@ -1,0 +1,1 @@
+"""Unveil trainer: data preparation, occlusion synthesis, networks, losses, training loop, evaluation."""

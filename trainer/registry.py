@@ -1,0 +1,35 @@
+"""Name -> builder registries, so configs choose networks, losses and occlusion protocols by name."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._builders: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def add(builder: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._builders:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._builders[name] = builder
+            return builder
+
+        return add
+
+    def build(self, name: str, **kwargs: Any) -> Any:
+        if name not in self._builders:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._builders)) or 'none'}")
+        return self._builders[name](**kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._builders)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._builders
+
+
+NETWORKS = Registry("network")
+DISCRIMINATORS = Registry("discriminator")
+LOSSES = Registry("loss")
