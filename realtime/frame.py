@@ -38,6 +38,7 @@ class Frame:
     replaced: np.ndarray | None = None   # (H, W) uint8, 255 where output differs from image by design
     timings: dict[str, float] = field(default_factory=dict)  # stage name -> milliseconds
     decode_failed: bool = False          # the source could not decode this frame; it passes through as-is
+    source_name: str | None = None       # file name for image sources (outputs keep it)
 
     def result(self) -> np.ndarray:
         """The image to show or write: the blended output, or the untouched input."""
