@@ -1,0 +1,170 @@
+"""The `unveil` command. Runtime commands are defined here; trainer commands are imported only when used,
+so a runtime-only install (no torch) still runs process / live / bench / demo."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from dataclasses import replace
+
+from realtime.errors import UnveilError
+
+# command -> module that provides add_arguments(parser) and run(args) -> int
+EXTERNAL_COMMANDS = {
+    "prepare": ("trainer.prepare", "align the faces of an image folder into a compact training dataset"),
+    "train": ("trainer.train", "train a network from a JSON config"),
+    "export": ("exporters.onnx_export", "export a checkpoint to ONNX with the model contract and a parity check"),
+    "eval": ("trainer.evaluate", "evaluate an ONNX model on a prepared dataset against baselines"),
+    "temporal-eval": ("realtime.temporal_eval", "measure temporal stability on real clips with moving occluders"),
+}
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", default=[], metavar="NAME|PATH",
+                   help="shipped model name or .onnx file; repeat for a blind and a symmetry model (default: shipped)")
+    p.add_argument("--mode", default="blind", choices=["blind", "symmetry", "blind+symmetry"])
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--device-id", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    p.add_argument("--no-temporal", action="store_true", help="turn temporal smoothing off (landmarks and masks)")
+    p.add_argument("--max-faces", type=int, default=4)
+
+
+def pipeline_config(args: argparse.Namespace):
+    from realtime.detect import DetectorConfig
+    from realtime.pipeline import PipelineConfig
+
+    config = PipelineConfig(models=tuple(args.model), mode=args.mode, provider=args.provider,
+                            device_id=args.device_id, threads=args.threads,
+                            detector=DetectorConfig(max_faces=args.max_faces))
+    if args.no_temporal:
+        config = replace(config, temporal=replace(config.temporal, enabled=False),
+                         tracker=replace(config.tracker, smooth=False))
+    return config
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from realtime.pipeline import build_pipeline
+    from realtime.process import process
+
+    pipeline = build_pipeline(pipeline_config(args))
+    try:
+        summary = process(args.input, args.output, pipeline, save_masks=args.save_masks, stats_path=args.stats)
+    finally:
+        pipeline.close()
+    failed = summary["frames_failed_to_decode"]
+    print(f"wrote {args.output}: {summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} fps"
+          + (f"; {len(failed)} frames failed to decode: {failed[:20]}{' ...' if len(failed) > 20 else ''}" if failed else ""))
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from realtime.live import run_live
+
+    if not args.headless:
+        try:
+            from gui.app import run_viewer
+        except ImportError as exc:
+            raise UnveilError(f"the viewer is not available ({exc}); install `unveil[gui]` or use --headless") from None
+        return run_viewer(args)
+    summary = run_live(args.source, pipeline_config(args), seconds=args.seconds,
+                       width=args.width, height=args.height, fps=args.fps)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from realtime.bench import bench, format_table
+
+    summary = bench(args.input, pipeline_config(args), max_frames=args.frames)
+    print(format_table(summary))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(summary, fh, indent=2)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from realtime.demo import run_demo
+
+    outputs = run_demo(args.out, pipeline_config(args), frames=args.frames)
+    for label, path in outputs.items():
+        print(f"{label}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unveil", description="Real-time removal of occlusions from faces.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("process", help="remove occlusions from a video file, an image or a folder of images")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--save-masks", metavar="DIR", help="write the mask of replaced pixels per frame/image as PNG")
+    p.add_argument("--stats", metavar="PATH", help="write frames, faces, failed frames, fps and stage latencies as JSON")
+    add_pipeline_arguments(p)
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("live", help="live occlusion removal from a camera, file or stream")
+    p.add_argument("--source", default="0", help="camera index, device path, video file or stream URL")
+    p.add_argument("--headless", action="store_true", help="no window: print fps and capture-to-output latency")
+    p.add_argument("--seconds", type=float, default=10.0, help="how long to run headless")
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--fps", type=float)
+    add_pipeline_arguments(p)
+    p.set_defaults(func=cmd_live)
+
+    p = sub.add_parser("bench", help="throughput and per-stage latency on a clip")
+    p.add_argument("input")
+    p.add_argument("--frames", type=int, default=300, help="frames to measure at most")
+    p.add_argument("--json", metavar="PATH")
+    add_pipeline_arguments(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="make a short clip of a public-domain face with a moving occluder and clean it")
+    p.add_argument("-o", "--out", default="unveil-demo", help="output folder")
+    p.add_argument("--frames", type=int, default=75)
+    add_pipeline_arguments(p)
+    p.set_defaults(func=cmd_demo)
+
+    for name, (module, help_text) in EXTERNAL_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.set_defaults(func=None, external=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    verbose = args.verbose
+    try:
+        if args.func is None:  # trainer / exporter command: its own parser
+            try:
+                module = importlib.import_module(args.external)
+            except ImportError as exc:
+                raise UnveilError(f"`unveil {args.command}` needs the training extras ({exc.name} is missing): "
+                                  "pip install 'unveil[train]'") from None
+            sub = argparse.ArgumentParser(prog=f"unveil {args.command}")
+            module.add_arguments(sub)
+            return module.run(sub.parse_args(rest))
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return args.func(args)
+    except UnveilError as exc:
+        if verbose:
+            raise
+        print(f"unveil: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("unveil: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

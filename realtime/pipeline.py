@@ -1,0 +1,83 @@
+"""The one place where the runtime pipeline is wired together.
+
+source -> detect -> track -> align -> infer -> temporal -> blend -> sink. `build_pipeline` turns a
+`PipelineConfig` into the stage list and the model runners; `realtime.scheduler.run_stages` runs it under the
+live or offline policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from realtime.blend import BlendConfig
+from realtime.detect import DetectorConfig, FaceDetector
+from realtime.errors import UnveilError
+from realtime.models import DEFAULT_BLIND, DEFAULT_SYMMETRY, available_models, resolve_model
+from realtime.runner import ModelRunner
+from realtime.stages import AlignStage, BlendStage, DetectStage, InferStage, TrackStage
+from realtime.temporal import TemporalConfig, TemporalStage
+from realtime.track import FaceTracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    models: tuple[str, ...] = ()     # shipped names or .onnx paths; the kind in each contract says its role
+    mode: str = "blind"              # blind | symmetry | blind+symmetry
+    provider: str = "auto"           # auto | cpu | cuda | tensorrt
+    device_id: int = 0
+    threads: int = 0                 # onnxruntime intra-op threads (0 = its default)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
+
+
+@dataclass
+class Pipeline:
+    stages: list
+    blind: ModelRunner
+    symmetry: ModelRunner | None
+
+    def stage(self, name: str):
+        return next(s for s in self.stages if s.name == name)
+
+    def close(self) -> None:
+        self.stage("detect").detector.close()
+
+
+def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None]:
+    """The blind runner (always needed: it finds the occlusion) and the symmetry runner if given or shipped."""
+    names = list(config.models)
+    if not names:
+        shipped = available_models()
+        if DEFAULT_BLIND not in shipped:
+            raise UnveilError("no model given and no default model is shipped; pass --model PATH.onnx")
+        names = [DEFAULT_BLIND] + ([DEFAULT_SYMMETRY] if config.mode != "blind" and DEFAULT_SYMMETRY in shipped else [])
+    blind = symmetry = None
+    for name in names:
+        runner = ModelRunner(str(resolve_model(name)), config.provider, config.device_id, config.threads)
+        kind = runner.contract.kind
+        if kind == "blind_completion" and blind is None:
+            blind = runner
+        elif kind == "symmetry_completion" and symmetry is None:
+            symmetry = runner
+        else:
+            raise UnveilError(f"{name}: a second or unsupported model of kind {kind!r}; give one blind and at most one symmetry model")
+    if blind is None:
+        raise UnveilError("a blind_completion model is needed to find occlusions; pass one with --model")
+    if symmetry is not None and symmetry.contract.crop_size != blind.contract.crop_size:
+        raise UnveilError("the blind and symmetry models must use the same crop size")
+    return blind, symmetry
+
+
+def build_pipeline(config: PipelineConfig) -> Pipeline:
+    blind, symmetry = load_runners(config)
+    c = blind.contract
+    stages = [
+        DetectStage(FaceDetector(config.detector)),
+        TrackStage(FaceTracker(config.tracker)),
+        AlignStage(c.crop_size, c.template, c.margin),
+        InferStage(blind, symmetry, config.mode),
+        TemporalStage(config.temporal),
+        BlendStage(config.blend),
+    ]
+    return Pipeline(stages, blind, symmetry)

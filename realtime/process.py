@@ -1,0 +1,51 @@
+"""Offline processing of video files, images and image folders (the `unveil process` command)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from realtime.errors import UnveilError
+from realtime.pipeline import Pipeline
+from realtime.scheduler import RunStats, run_stages
+from realtime.sinks import ImageSink, MaskSink, VideoFileSink, check_writable
+from realtime.sources import VideoFileSource, open_source
+
+
+def process(input_spec: str, output: str, pipeline: Pipeline, save_masks: str | None = None,
+            stats_path: str | None = None, show_progress: bool = True) -> dict:
+    """Run the offline policy from INPUT to OUTPUT; returns the stats summary (also written to `stats_path`)."""
+    check_writable(output)
+    if stats_path:
+        check_writable(stats_path)
+    source = open_source(input_spec)
+    if source.is_live:
+        source.close()
+        raise UnveilError(f"{input_spec} is a live source; use `unveil live --source {input_spec}`")
+    is_video = isinstance(source, VideoFileSource)
+    sink = VideoFileSink(output, source.info, audio_from=input_spec) if is_video else ImageSink(output, many=Path(input_spec).is_dir())
+    masks = MaskSink(save_masks) if save_masks else None
+    total = source.info.frame_count if is_video and source.info else None
+    bar = tqdm(total=total, unit="frame", desc=Path(input_spec).name, disable=not show_progress, dynamic_ncols=True)
+
+    def write(frame) -> None:
+        sink.write(frame)
+        if masks:
+            masks.write(frame)
+        bar.update(1)
+
+    try:
+        stats: RunStats = run_stages(source, pipeline.stages, write, policy="offline")
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        bar.close()
+        source.close()
+    summary = {"input": str(input_spec), "output": str(output), **stats.summary()}
+    summary["frames_failed_to_decode"] = sorted(set(summary["frames_failed_to_decode"]) | set(source.failed_frames))
+    if stats_path:
+        Path(stats_path).write_text(json.dumps(summary, indent=2))
+    return summary
