@@ -1,0 +1,97 @@
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from realtime.frame import Frame
+from realtime.scheduler import run_stages
+
+
+class SlowStage:
+    def __init__(self, name: str, seconds: float):
+        self.name, self.seconds = name, seconds
+
+    def process(self, frame: Frame) -> Frame:
+        time.sleep(self.seconds)
+        frame.timings["seen_by_" + self.name] = 0.0
+        return frame
+
+
+class FailingStage:
+    name = "fails"
+
+    def process(self, frame: Frame) -> Frame:
+        if frame.index == 3:
+            raise RuntimeError("stage broke on frame 3")
+        return frame
+
+
+def frames(n: int, delay: float = 0.0):
+    for i in range(n):
+        if delay:
+            time.sleep(delay)
+        yield Frame(index=i, image=np.zeros((2, 2, 3), np.uint8))
+
+
+def test_offline_never_drops_or_reorders_under_a_slow_stage():
+    out = []
+    stats = run_stages(frames(40), [SlowStage("a", 0.0), SlowStage("slow", 0.005), SlowStage("b", 0.0)], out.append, policy="offline")
+    assert [f.index for f in out] == list(range(40))
+    assert stats.frames == 40 and stats.dropped == 0
+    assert set(stats.stage_ms) >= {"a", "slow", "b"} and len(stats.stage_ms["slow"]) == 40
+
+
+def test_offline_memory_is_bounded_by_queue_size():
+    in_flight, peak = 0, 0
+    lock = threading.Lock()
+
+    def produced():
+        nonlocal in_flight, peak
+        for f in frames(30):
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+            yield f
+
+    def consume(frame):
+        nonlocal in_flight
+        time.sleep(0.01)
+        with lock:
+            in_flight -= 1
+
+    run_stages(produced(), [SlowStage("x", 0.0), SlowStage("y", 0.0)], consume, policy="offline", queue_size=2)
+    # source slot + 2 stages + sink, each holding at most one, plus 3 queues of 2
+    assert peak <= 4 + 3 * 2
+
+
+def test_live_keeps_latency_bounded_under_a_slow_stage():
+    out = []
+    # the camera delivers every 5 ms; the slow stage needs 40 ms: most frames must be dropped, latency must not grow
+    stats = run_stages(frames(200, delay=0.005), [SlowStage("slow", 0.04)], out.append, policy="live")
+    assert stats.dropped > 100
+    indices = [f.index for f in out]
+    assert indices == sorted(indices)  # newest wins, but never out of order
+    late = stats.latency_ms[len(stats.latency_ms) // 2:]
+    assert max(late) < 4 * 40 + 50  # a few stage times, not a queue that grows with the run length
+
+
+def test_stage_error_stops_the_run_and_is_raised():
+    with pytest.raises(RuntimeError, match="frame 3"):
+        run_stages(frames(50), [FailingStage()], lambda f: None, policy="offline")
+
+
+def test_stop_event_ends_a_live_run():
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    t0 = time.perf_counter()
+
+    def endless():
+        i = 0
+        while True:
+            time.sleep(0.002)
+            yield Frame(index=i, image=np.zeros((2, 2, 3), np.uint8))
+            i += 1
+
+    stats = run_stages(endless(), [SlowStage("s", 0.001)], lambda f: None, policy="live", stop=stop)
+    assert time.perf_counter() - t0 < 2.0 and stats.frames > 0
