@@ -23,6 +23,12 @@ class Registry:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._builders)) or 'none'}")
         return self._builders[name](**kwargs)
 
+    def get(self, name: str) -> Callable[..., Any]:
+        """The registered builder itself (a class or a function), without calling it."""
+        if name not in self._builders:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._builders)) or 'none'}")
+        return self._builders[name]
+
     def names(self) -> list[str]:
         return sorted(self._builders)
 
@@ -33,3 +39,4 @@ class Registry:
 NETWORKS = Registry("network")
 DISCRIMINATORS = Registry("discriminator")
 LOSSES = Registry("loss")
+SCHEDULES = Registry("schedule")
