@@ -46,14 +46,9 @@ def pipeline_config(args: argparse.Namespace):
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from realtime.pipeline import build_pipeline
     from realtime.process import process
 
-    pipeline = build_pipeline(pipeline_config(args))
-    try:
-        summary = process(args.input, args.output, pipeline, save_masks=args.save_masks, stats_path=args.stats)
-    finally:
-        pipeline.close()
+    summary = process(args.input, args.output, pipeline_config(args), save_masks=args.save_masks, stats_path=args.stats)
     failed = summary["frames_failed_to_decode"]
     print(f"wrote {args.output}: {summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} fps"
           + (f"; {len(failed)} frames failed to decode: {failed[:20]}{' ...' if len(failed) > 20 else ''}" if failed else ""))

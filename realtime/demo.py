@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from realtime.errors import UnveilError
-from realtime.pipeline import PipelineConfig, build_pipeline
+from realtime.pipeline import PipelineConfig
 from realtime.process import process
 from realtime.sources import open_source
 
@@ -78,11 +78,7 @@ def run_demo(out_dir: str, config: PipelineConfig, frames: int = 75) -> dict[str
         raise UnveilError(f"cannot create output folder {out}: {exc.strerror}") from None
     clip, cleaned, side, strip = out / "demo_input.mp4", out / "demo_output.mp4", out / "demo_side_by_side.mp4", out / "demo_strip.png"
     write_clip(demo_frames(frames), clip)
-    pipeline = build_pipeline(config)
-    try:
-        summary = process(str(clip), str(cleaned), pipeline, stats_path=str(out / "demo_stats.json"))
-    finally:
-        pipeline.close()
+    summary = process(str(clip), str(cleaned), config, stats_path=str(out / "demo_stats.json"))
     before, after = read_frames(clip), read_frames(cleaned)
     pairs = [np.hstack([b, a]) for b, a in zip(before, after)]
     write_side_by_side(pairs, side)

@@ -7,25 +7,37 @@ from pathlib import Path
 from tqdm import tqdm
 
 from realtime.errors import UnveilError
-from realtime.pipeline import Pipeline
+from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.scheduler import RunStats, run_stages
 from realtime.sinks import ImageSink, MaskSink, VideoFileSink, check_writable
 from realtime.sources import VideoFileSource, open_source
 
 
-def process(input_spec: str, output: str, pipeline: Pipeline, save_masks: str | None = None,
+def process(input_spec: str, output: str, config: PipelineConfig, save_masks: str | None = None,
             stats_path: str | None = None, show_progress: bool = True) -> dict:
-    """Run the offline policy from INPUT to OUTPUT; returns the stats summary (also written to `stats_path`)."""
-    check_writable(output)
+    """Run the offline policy from INPUT to OUTPUT; returns the stats summary (also written to `stats_path`).
+
+    Input and outputs are checked before the models load, so a typo costs no waiting.
+    """
     if stats_path:
         check_writable(stats_path)
     source = open_source(input_spec)
-    if source.is_live:
+    try:
+        if source.is_live:
+            raise UnveilError(f"{input_spec} is a live source; use `unveil live --source {input_spec}`")
+        is_video = isinstance(source, VideoFileSource)
+        # the sinks check that their outputs can be written before any frame is processed
+        sink = VideoFileSink(output, source.info, audio_from=input_spec) if is_video else ImageSink(output, to_folder=Path(input_spec).is_dir())
+        masks = MaskSink(save_masks) if save_masks else None
+    except BaseException:
         source.close()
-        raise UnveilError(f"{input_spec} is a live source; use `unveil live --source {input_spec}`")
-    is_video = isinstance(source, VideoFileSource)
-    sink = VideoFileSink(output, source.info, audio_from=input_spec) if is_video else ImageSink(output, many=Path(input_spec).is_dir())
-    masks = MaskSink(save_masks) if save_masks else None
+        raise
+    try:
+        pipeline = build_pipeline(config)
+    except BaseException:
+        sink.abort()
+        source.close()
+        raise
     total = source.info.frame_count if is_video and source.info else None
     bar = tqdm(total=total, unit="frame", desc=Path(input_spec).name, disable=not show_progress, dynamic_ncols=True)
 
@@ -44,6 +56,7 @@ def process(input_spec: str, output: str, pipeline: Pipeline, save_masks: str | 
     finally:
         bar.close()
         source.close()
+        pipeline.close()
     summary = {"input": str(input_spec), "output": str(output), **stats.summary()}
     summary["frames_failed_to_decode"] = sorted(set(summary["frames_failed_to_decode"]) | set(source.failed_frames))
     if stats_path:
