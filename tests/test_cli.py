@@ -150,3 +150,12 @@ def test_console_command_runs_as_a_program(tmp_path):
     result = subprocess.run([sys.executable, "-m", "realtime.cli", "process", str(tmp_path / "missing.mp4"), "-o",
                              str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "missing.mp4" in result.stderr
+
+
+def test_live_headless_on_a_file_reports_fps_and_latency(face_clip, model, capsys):
+    code, text = run_cli(["live", "--source", str(face_clip), "--headless", "--seconds", "3", "--model", model], capsys)
+    assert code == 0, text
+    report = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    assert 0 < report["frames"] <= 10
+    assert report["latency_ms"]["p95"] >= report["latency_ms"]["p50"] > 0
+    assert report["fps"] > 0
