@@ -8,11 +8,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Five reference points in unit-square crop coordinates (the widely used 112x112 ArcFace layout / 112):
-# image-left eye, image-right eye, nose tip, image-left mouth corner, image-right mouth corner.
+# Five reference points in unit-square crop coordinates: image-left eye, image-right eye, nose tip, image-left
+# mouth corner, image-right mouth corner. Started from the common 112x112 ArcFace layout and refitted (generalised
+# Procrustes) to the mean of mediapipe's face-mesh points on 300 CelebA faces, so the mesh points we align with
+# sit on the template on average instead of 2-4 px off.
 TEMPLATES: dict[str, np.ndarray] = {
     "unveil5": np.array(
-        [[0.34191, 0.46157], [0.65653, 0.45983], [0.50022, 0.64050], [0.37097, 0.82469], [0.63152, 0.82325]],
+        [[0.33519, 0.46253], [0.66371, 0.46115], [0.49844, 0.67949], [0.35980, 0.80361], [0.64400, 0.80306]],
         dtype=np.float64,
     ),
 }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,6 +33,9 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
     except BaseException:
         source.close()
         raise
+    if not is_video:
+        # unrelated still images: nothing to track or smooth across them
+        config = replace(config, tracker=replace(config.tracker, smooth=False), temporal=replace(config.temporal, enabled=False))
     try:
         pipeline = build_pipeline(config)
     except BaseException:
