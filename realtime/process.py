@@ -11,7 +11,7 @@ from realtime.errors import UnveilError
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.scheduler import RunStats, run_stages
 from realtime.sinks import ImageSink, MaskSink, VideoFileSink, check_writable
-from realtime.sources import VideoFileSource, open_source
+from realtime.sources import CameraSource, VideoFileSource, open_source
 
 
 def process(input_spec: str, output: str, config: PipelineConfig, save_masks: str | None = None,
@@ -22,10 +22,12 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
     """
     if stats_path:
         check_writable(stats_path)
+    if Path(output).resolve() == Path(input_spec).resolve():
+        raise UnveilError(f"output {output} is the input; choose another name (the input is never overwritten)")
     source = open_source(input_spec)
     try:
-        if source.is_live:
-            raise UnveilError(f"{input_spec} is a live source; use `unveil live --source {input_spec}`")
+        if isinstance(source, CameraSource):
+            raise UnveilError(f"{input_spec} is a camera; use `unveil live --source {input_spec}`")
         is_video = isinstance(source, VideoFileSource)
         # the sinks check that their outputs can be written before any frame is processed
         sink = VideoFileSink(output, source.info, audio_from=input_spec) if is_video else ImageSink(output, to_folder=Path(input_spec).is_dir())
