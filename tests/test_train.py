@@ -1,0 +1,150 @@
+"""The training loop: learning, exact resume, phases, logs, bad configs, the command."""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from face_dataset import make_face_dataset
+from realtime.errors import UnveilError
+from trainer import train as training
+from trainer.train import build_network, load_checkpoint, parse_config, seed_everything, train
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory, astronaut_bgr):
+    return make_face_dataset(tmp_path_factory.mktemp("train_faces"), astronaut_bgr, crop_size=32, count=8)
+
+
+def tiny_config(faces, **changes) -> dict:
+    config = {
+        "name": "tiny",
+        "seed": 0,
+        "network": {"name": "unet", "args": {"blind": True, "crop_size": 32, "width": 8, "depth": 3}},
+        "data": {"path": str(faces), "protocol": "rect", "batch_size": 4, "workers": 0, "val_size": 2},
+        "phases": [{"name": "main", "steps": 20, "lr": 3e-3, "losses": [
+            {"name": "l1_hole", "weight": 3, "args": {"output": "fill"}}, {"name": "l1_valid"}, {"name": "mask_bce"}]}],
+        "log": {"log_every": 1, "val_every": 10, "sample_every": 20, "checkpoint_every": 10},
+    }
+    config.update(changes)
+    return config
+
+
+def test_a_few_steps_lower_the_loss_and_write_metrics_plot_samples_and_checkpoints(faces, tmp_path):
+    result = train(parse_config(tiny_config(faces)), tmp_path, progress=False)
+    losses = [result.losses[s] for s in sorted(result.losses)]
+    assert result.step == 20 and len(losses) == 20
+    assert np.mean(losses[-4:]) < 0.9 * np.mean(losses[:4])
+
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["kind"] == "val"]
+    assert [r["step"] for r in val] == [10, 20]
+    for key in ("psnr", "ssim", "psnr_hole", "ssim_hole", "mask_iou"):
+        assert np.isfinite(val[-1][key])
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, 21))
+    plot = cv2.imread(str(tmp_path / "metrics.png"))
+    assert plot is not None and plot.shape[1] == 900
+    grid = cv2.imread(str(tmp_path / "samples" / "step_0000020.png"))
+    assert grid is not None and grid.shape[1] == 4 * grid.shape[0] // 2  # 2 validation rows, 4 columns
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_0000010.pt", "step_0000020.pt"]
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 20
+
+
+def gan_two_phase_config(faces) -> dict:
+    """c2fdan-shaped: phase 1 trains part of the generator with pixel losses, phase 2 everything with GAN terms."""
+    return tiny_config(
+        faces,
+        seed=3,
+        data={"path": str(faces), "protocol": "mix", "batch_size": 3, "workers": 0, "val_size": 2},
+        discriminators={"global": {"width": 4}, "parts": {"width": 4}},
+        phases=[
+            {"name": "coarse", "steps": 2, "lr": 1e-3, "trainable": ["downs."],
+             "losses": [{"name": "l1_hole", "weight": 6, "args": {"output": "fill"}}, {"name": "mask_bce"}]},
+            {"name": "gan", "steps": 3, "lr": 1e-3, "discriminators": True, "lr_groups": {"downs.": 5e-4},
+             "losses": [{"name": "l1_hole", "args": {"output": "fill"}}, {"name": "adversarial", "weight": 0.1},
+                        {"name": "feature_matching"}]},
+        ],
+        schedule={"name": "step", "args": {"every": 2, "gamma": 0.5}},
+        log={"log_every": 1, "val_every": 100, "sample_every": 100, "checkpoint_every": 2},
+    )
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run_across_phases(faces, tmp_path):
+    config = parse_config(gan_two_phase_config(faces))
+    whole = train(config, tmp_path / "whole", progress=False)
+    first = train(config, tmp_path / "split", progress=False, max_steps=3)  # stops inside the GAN phase
+    rest = train(config, tmp_path / "split", progress=False, resume=True)
+    assert sorted(first.losses) == [1, 2, 3] and sorted(rest.losses) == [4, 5]
+    assert all(first.losses[s] == whole.losses[s] for s in first.losses)
+    assert all(rest.losses[s] == whole.losses[s] for s in rest.losses)  # bit-exact
+    records = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4, 5]
+    assert "disc_loss" in [r for r in records if r["kind"] == "train"][-1]
+
+
+def test_a_phase_trains_only_its_prefixes(faces, tmp_path):
+    raw = gan_two_phase_config(faces)
+    config = parse_config(raw)
+    train(config, tmp_path, progress=False, max_steps=2)  # phase 1 only
+    trained = load_checkpoint(tmp_path / "last.pt")["model"]
+    seed_everything(config.seed)
+    initial = build_network(config.network).state_dict()  # the same seeded initialisation the run started from
+    weights = [k for k in initial if k.endswith("weight") and "bn" not in k and initial[k].dim() == 4]
+    changed = {k for k in weights if not torch.equal(initial[k], trained[k])}
+    assert changed and all(k.startswith("downs.") for k in changed)
+    assert any(not k.startswith("downs.") for k in weights)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["network"].update(name="no_such_net"), "unknown network 'no_such_net'"),
+        (lambda c: c["phases"][0]["losses"].append({"name": "perceptual"}), "unknown loss 'perceptual'"),
+        (lambda c: c["data"].update(path="/no/such/folder"), "is not a folder"),
+        (lambda c: c["data"].update(batch_size="8"), "data.batch_size must be int"),
+        (lambda c: c["phases"][0].update(steps=0), "steps must be positive"),
+        (lambda c: c["phases"][0]["losses"].append({"name": "adversarial"}), "has no discriminators"),
+        (lambda c: c.update(discriminators={"huge": {}}), "unknown discriminator 'huge'"),
+        (lambda c: c.update(schedule={"name": "sawtooth"}), "unknown schedule 'sawtooth'"),
+        (lambda c: c.update(optimiser="sgd"), "unknown keys: optimiser"),
+        (lambda c: c.pop("phases"), "phases is missing"),
+    ],
+)
+def test_bad_configs_are_refused_with_a_clear_message(faces, change, message):
+    raw = copy.deepcopy(tiny_config(faces))
+    change(raw)
+    with pytest.raises(UnveilError, match=message):
+        parse_config(raw)
+
+
+def test_bad_network_args_and_mismatched_crop_size_are_refused(faces, tmp_path):
+    raw = tiny_config(faces)
+    raw["network"]["args"]["colour"] = "blue"
+    with pytest.raises(UnveilError, match="rejects its args"):
+        train(parse_config(raw), tmp_path, progress=False)
+    raw = tiny_config(faces)
+    raw["network"]["args"]["crop_size"] = 64
+    with pytest.raises(UnveilError, match="does not match the dataset"):
+        train(parse_config(raw), tmp_path, progress=False)
+
+
+def test_the_train_command_runs_a_config_file_and_resumes(faces, tmp_path, capsys):
+    config_path = tmp_path / "tiny.json"
+    config_path.write_text(json.dumps(tiny_config(faces)))
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser)
+    out = tmp_path / "run"
+    assert training.run(parser.parse_args([str(config_path), "--out", str(out), "--max-steps", "2", "--device", "cpu"])) == 0
+    assert load_checkpoint(out / "last.pt")["step"] == 2
+    assert training.run(parser.parse_args([str(config_path), "--out", str(out), "--max-steps", "3", "--resume"])) == 0
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+    assert "trained to step 3" in capsys.readouterr().out
+    with pytest.raises(UnveilError, match="no checkpoint"):
+        training.run(parser.parse_args([str(config_path), "--out", str(tmp_path / "empty"), "--resume"]))
