@@ -1,0 +1,129 @@
+"""The recurrent blind network: it uses its previous output, exports with the state as ONNX input/output, and the
+runtime feeds zeros on a track's first frame, then the state warped by the change of alignment."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from exporters.onnx_export import export_graph, write_contract
+from realtime.contract import ModelContract
+from realtime.frame import Face
+from realtime.runner import ModelRunner
+from realtime.temporal import RecurrentStates, TemporalConfig
+from trainer.networks.recurrent import STATE_INPUT, RecurrentExportWrapper, RecurrentUNet
+from trainer.registry import NETWORKS
+
+torch.set_num_threads(1)
+S = 32
+
+
+def small_network() -> RecurrentUNet:
+    torch.manual_seed(0)
+    return NETWORKS.build("recurrent_unet", crop_size=S, width=4, depth=2).eval()
+
+
+def test_output_depends_on_the_previous_completion() -> None:
+    net = small_network()
+    image = torch.rand(2, 3, S, S)
+    with torch.no_grad():
+        first = net(image)
+        again = net(image, torch.zeros_like(image))
+        other = net(image, torch.rand_like(image))
+    assert first["image"].shape == (2, 3, S, S) and first["mask"].shape == (2, 1, S, S)
+    torch.testing.assert_close(first["image"], again["image"])          # no state = zeros
+    assert (other["fill"] - first["fill"]).abs().max() > 1e-4             # the state reaches the fill
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> str:
+    net = small_network()
+    path = tmp_path_factory.mktemp("recurrent") / "recurrent.onnx"
+    inputs = (torch.rand(2, 3, S, S), torch.rand(2, 3, S, S))
+    export_graph(RecurrentExportWrapper(net), inputs, path, ["image", STATE_INPUT], ["completed", "mask"], 17, "torchscript")
+    write_contract(path, ModelContract(kind="blind_completion", crop_size=S, inputs={"image": "image"},
+                                       outputs={"image": "completed", "mask": "mask"},
+                                       recurrent={STATE_INPUT: "completed"}, name="recurrent-test"))
+    return str(path)
+
+
+def face(track_id: int, dx: float, crop: np.ndarray) -> Face:
+    return Face(box=np.zeros(4, np.float32), score=1.0, track_id=track_id,
+                matrix=np.array([[1.0, 0.0, dx], [0.0, 1.0, 0.0]]), crop=crop)
+
+
+def test_runtime_feeds_zeros_first_then_the_warped_state(exported: str) -> None:
+    runner = ModelRunner(exported, provider="cpu")
+    assert runner.contract.recurrent == {STATE_INPUT: "completed"}
+    crop = np.random.default_rng(0).integers(0, 256, (S, S, 3), dtype=np.uint8)
+    states = RecurrentStates(TemporalConfig())
+    faces = [face(0, 0.0, crop)]
+    assert states.states_for(faces, 0) == [None]                   # first frame: the runner feeds zeros
+    out = runner.run([crop], states=states.states_for(faces, 0))
+    assert out.states is not None and out.states[0][STATE_INPUT].shape == (1, 3, S, S)
+    states.remember(faces, out.states, 0)
+
+    moved = [face(0, 2.0, crop)]                                    # the alignment moved 2 px right
+    (fed,) = states.states_for(moved, 1)
+    previous = out.states[0][STATE_INPUT]
+    np.testing.assert_allclose(fed[STATE_INPUT][..., 4:], previous[..., 2:-2], atol=1e-5)
+    assert states.states_for([face(1, 0.0, crop)], 1) == [None]     # another track starts from zeros
+    assert states.states_for(moved, 9) == [None]                    # too long a gap: start again
+    with_state = runner.run([crop], states=[fed]).images[0]
+    without = runner.run([crop]).images[0]
+    assert np.abs(with_state.astype(int) - without.astype(int)).max() > 0  # the fed-back state is used
+
+
+def test_warp_batch_matches_opencv() -> None:
+    from trainer.networks.recurrent import warp_batch
+
+    image = np.random.default_rng(3).random((S, S, 3)).astype(np.float32)
+    change = cv2.getRotationMatrix2D((10.0, 12.0), 7.0, 1.05)
+    change[:, 2] += (1.5, -2.0)
+    expected = cv2.warpAffine(image, change, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    got = warp_batch(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(change).float()[None])
+    # OpenCV interpolates with 1/32-step fixed-point weights: up to ~0.02 off on this noise, ~0.005 on average
+    diff = np.abs(got[0].permute(1, 2, 0).numpy()[4:-4, 4:-4] - expected[4:-4, 4:-4])
+    assert diff.max() < 0.03 and diff.mean() < 0.006
+
+
+def smooth_face(size: int) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 3.0)
+
+
+def test_synthetic_sequence_moves_face_and_occluder_with_known_warps() -> None:
+    from trainer.networks.recurrent import synthetic_sequence
+
+    seq = synthetic_sequence(smooth_face(S), np.random.default_rng(5), length=4)
+    assert seq.clean.shape == (4, S, S, 3) and seq.masks.shape == (4, S, S) and seq.changes.shape == (4, 2, 3)
+    np.testing.assert_array_equal(seq.masks > 0, (seq.occluded != seq.clean).any(axis=3))
+    for t in range(1, 4):
+        predicted = cv2.warpAffine(seq.clean[t - 1], seq.changes[t], (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        inner = (slice(6, -6), slice(6, -6))
+        assert np.abs(predicted[inner].astype(float) - seq.clean[t][inner]).mean() < 4.0
+    assert not np.array_equal(seq.masks[0], seq.masks[-1])  # the occluder moves
+
+
+def test_a_few_training_steps_lower_the_sequence_loss() -> None:
+    from trainer.networks.recurrent import sequence_losses, synthetic_sequence
+
+    rng = np.random.default_rng(6)
+    seqs = [synthetic_sequence(smooth_face(S), rng, length=3) for _ in range(2)]
+    to_tensor = lambda key: torch.from_numpy(np.stack([getattr(s, key) for s in seqs]))
+    clean = to_tensor("clean").permute(0, 1, 4, 2, 3).float() / 255.0
+    occluded = to_tensor("occluded").permute(0, 1, 4, 2, 3).float() / 255.0
+    masks = to_tensor("masks")[:, :, None]
+    changes = to_tensor("changes").float()
+    net = small_network().train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        parts = sequence_losses(net, clean, occluded, masks, changes)
+        assert set(parts) == {"total", "l1", "mask_bce", "temporal"}
+        optimiser.zero_grad()
+        parts["total"].backward()
+        optimiser.step()
+        losses.append(parts["total"].item())
+    assert losses[-1] < losses[0]
