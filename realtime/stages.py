@@ -12,6 +12,7 @@ from realtime.blend import BlendConfig, blend_frame
 from realtime.errors import UnveilError
 from realtime.frame import Frame
 from realtime.runner import ModelRunner
+from realtime.temporal import RecurrentStates
 
 MODES = ("blind", "symmetry", "blind+symmetry")
 
@@ -74,12 +75,17 @@ class InferStage:
         if mode != "blind" and symmetry is None:
             raise UnveilError(f"mode {mode!r} needs a symmetry model (--model PATH of kind symmetry_completion)")
         self.blind, self.symmetry, self.mode = blind, symmetry, mode
+        # a recurrent blind model gets its previous output per track, moved to the current alignment
+        self.states = RecurrentStates() if blind.contract.recurrent else None
 
     def process(self, frame: Frame) -> Frame:
         faces = [f for f in frame.faces if f.crop is not None]
         if not faces:
             return frame
-        found = self.blind.run([f.crop for f in faces])
+        states = self.states.states_for(faces, frame.index) if self.states else None
+        found = self.blind.run([f.crop for f in faces], states=states)
+        if self.states:
+            self.states.remember(faces, found.states, frame.index)
         fills = found.images
         if self.mode == "symmetry":
             fills = self.symmetry.run([f.crop for f in faces], found.masks).images
