@@ -98,7 +98,8 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, weight: np.ndarray, matrix: 
     """Blend a crop-space image into a copy of `frame` with a crop-space weight in [0, 1].
 
     Only pixels whose warped weight is > 0 change; every other pixel of the result is the input's, bit for
-    bit. Returns (result, frame-space weight as float32). Work is limited to the crop's bounding box.
+    bit. Returns (result, frame-space weight as float32, > 0 exactly where a pixel changed). Work is limited to the
+    crop's bounding box.
     """
     h, w = frame.shape[:2]
     out = frame.copy()
@@ -118,6 +119,9 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, weight: np.ndarray, matrix: 
     region = out[y0:y1, x0:x1]
     changed = wgt > 0
     blended = region.astype(np.float32) * (1.0 - wgt[..., None]) + src * wgt[..., None]
-    region[changed] = np.clip(np.rint(blended[changed]), 0, 255).astype(np.uint8)
+    new_pixels = np.clip(np.rint(blended[changed]), 0, 255).astype(np.uint8)
+    # a pixel whose blend rounds back to its old value did not change: its weight is reported as 0
+    wgt[changed] *= (new_pixels != region[changed]).any(axis=1)
+    region[changed] = new_pixels
     full_weight[y0:y1, x0:x1] = wgt
     return out, full_weight

@@ -53,7 +53,4 @@ def blend_frame(frame: Frame, config: BlendConfig) -> tuple[np.ndarray | None, n
         out, frame_weight = paste_back(frame.image if out is None else out, completed, weight, matrix)
         replaced = np.zeros(frame.image.shape[:2], np.uint8) if replaced is None else replaced
         replaced[frame_weight > 0] = 255
-    if out is not None:
-        # Pixels the feather touched so lightly that rounding kept them identical are not reported as replaced.
-        replaced[(out == frame.image).all(axis=2)] = 0
     return out, replaced
