@@ -9,8 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import TracebackType
 
-import cv2
-import mediapipe as mp
+import os
+
+# mediapipe's C++ logging (glog/absl) prints warnings meant for its developers to stderr; keep the user's terminal
+# for our own messages unless they ask for more.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import mediapipe as mp  # noqa: E402
 import numpy as np
 
 from realtime.errors import UnveilError
