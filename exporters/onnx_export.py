@@ -147,6 +147,10 @@ def write_contract(path: Path, contract: ModelContract) -> None:
     except Exception as exc:
         raise UnveilError(f"exported model fails onnx.checker: {str(exc).splitlines()[0][:200]}") from None
     onnx.save(model, str(path))
+    # the dynamo exporter may have written the weights beside the file; they are inside it now
+    sidecar = path.with_name(path.name + ".data")
+    if sidecar.exists():
+        sidecar.unlink()
 
 
 @dataclass(frozen=True)
