@@ -73,7 +73,8 @@ def test_live_keeps_latency_bounded_under_a_slow_stage():
     indices = [f.index for f in out]
     assert indices == sorted(indices)  # newest wins, but never out of order
     late = stats.latency_ms[len(stats.latency_ms) // 2:]
-    assert max(late) < 4 * 40 + 50  # a few stage times, not a queue that grows with the run length
+    # a queue that grew with the run would hold ~150 frames x 40 ms = 6 s by the end; newest-wins stays a few stage times
+    assert max(late) < 1000
 
 
 def test_stage_error_stops_the_run_and_is_raised():
