@@ -27,7 +27,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="blind", choices=["blind", "symmetry", "blind+symmetry"])
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--device-id", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="onnxruntime intra-op threads (default 1: the stages already run in parallel; 0 = onnxruntime chooses)")
     p.add_argument("--no-temporal", action="store_true", help="turn temporal smoothing off (landmarks and masks)")
     p.add_argument("--max-faces", type=int, default=4)
 

@@ -24,7 +24,8 @@ class PipelineConfig:
     mode: str = "blind"              # blind | symmetry | blind+symmetry
     provider: str = "auto"           # auto | cpu | cuda | tensorrt
     device_id: int = 0
-    threads: int = 0                 # onnxruntime intra-op threads (0 = its default)
+    threads: int = 1                 # onnxruntime intra-op threads; the stages already run in parallel threads,
+                                     # so one is fastest on small CPUs (0 = onnxruntime chooses)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
