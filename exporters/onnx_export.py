@@ -160,22 +160,12 @@ class ExportResult:
     max_abs_diff: float     # onnxruntime vs torch (float32) on the parity crops
 
 
-def export_network(
-    network: nn.Module,
-    path: str | Path,
-    *,
-    opset: int = 17,
-    fp16: bool = False,
-    name: str = "",
-    margin: float = 0.15,
-    template: str = "unveil5",
-    tolerance: float | None = None,
-    parity: bool = True,
-    exporter: str = "auto",
-) -> ModelContract:
-    """Export, write the contract, check with onnx.checker and (by default) check parity; returns the contract."""
-    return export_with_report(network, path, opset=opset, fp16=fp16, name=name, margin=margin, template=template,
-                              tolerance=tolerance, parity=parity, exporter=exporter).contract
+def export_network(network: nn.Module, path: str | Path, **options) -> ModelContract:
+    """Export, write the contract, check with onnx.checker and (by default) check parity; returns the contract.
+
+    Options are those of `export_with_report`.
+    """
+    return export_with_report(network, path, **options).contract
 
 
 def export_with_report(

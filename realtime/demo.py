@@ -51,9 +51,11 @@ def demo_frames(count: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def write_clip(frames: list[np.ndarray], path: Path) -> None:
+    """Frames (all the same size, BGR) to an H.264 file at the demo's frame rate."""
+    h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(FPS))
-        stream.width, stream.height, stream.pix_fmt = FRAME_W, FRAME_H, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": "16"}
         for img in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
@@ -81,21 +83,10 @@ def run_demo(out_dir: str, config: PipelineConfig, frames: int = 75) -> dict[str
     summary = process(str(clip), str(cleaned), config, stats_path=str(out / "demo_stats.json"))
     before, after = read_frames(clip), read_frames(cleaned)
     pairs = [np.hstack([b, a]) for b, a in zip(before, after)]
-    write_side_by_side(pairs, side)
+    write_clip(pairs, side)
     picks = np.linspace(0, len(before) - 1, 5).round().astype(int)
     rows = [np.hstack([cv2.resize(before[i], (320, 240)) for i in picks]), np.hstack([cv2.resize(after[i], (320, 240)) for i in picks])]
     cv2.imwrite(str(strip), np.vstack(rows))
     return {"input clip": clip, "cleaned clip": cleaned, "before | after video": side, "before / after strip": strip,
             "stats": out / "demo_stats.json", "faces found": summary["faces"]}
 
-
-def write_side_by_side(pairs: list[np.ndarray], path: Path) -> None:
-    h, w = pairs[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(FPS))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for img in pairs:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
