@@ -45,14 +45,7 @@ class RecurrentUNet(UNet):
         if previous is None:
             previous = torch.zeros_like(image)  # a track's first frame
         x = torch.cat([image, previous], dim=1)
-        feats = []
-        y = x
-        for down in self.downs:
-            y = down(y)
-            feats.append(y)
-        for up, skip in zip(self.ups, reversed(feats[:-1])):
-            y = up(y, skip)
-        y = self.last(y, x)
+        y = self.decode(x)
         fill = (self.to_fill(y) + 1.0) * 0.5
         mask_logits = self.to_mask(y)
         mask = torch.sigmoid(mask_logits)

@@ -66,8 +66,8 @@ class UNet(nn.Module):
         self.to_fill = nn.Sequential(nn.Conv2d(head, 3, 3, padding=1), nn.Tanh())
         self.to_mask = nn.Conv2d(head, 1, 3, padding=1) if self.blind else None
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        x = image if self.blind else torch.cat([image, mask], dim=1)
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder-decoder pass with a skip at every level: input tensor -> full-resolution head features."""
         feats = []
         y = x
         for down in self.downs:
@@ -76,6 +76,11 @@ class UNet(nn.Module):
         for up, skip in zip(self.ups, reversed(feats[:-1])):
             y = up(y, skip)
         y = self.last(y, x)
+        return y
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        x = image if self.blind else torch.cat([image, mask], dim=1)
+        y = self.decode(x)
         fill = (self.to_fill(y) + 1.0) * 0.5  # tanh -> [0, 1]
         if self.blind:
             mask_logits = self.to_mask(y)
