@@ -17,6 +17,7 @@ EXTERNAL_COMMANDS = {
     "train": ("trainer.train", "train a network from a JSON config"),
     "export": ("exporters.onnx_export", "export a checkpoint to ONNX with the model contract and a parity check"),
     "eval": ("trainer.evaluate", "evaluate an ONNX model on a prepared dataset against baselines"),
+    "eval-symmetry": ("trainer.evaluate_symmetry", "symmetry network ablation (blind / RecNet / SymmFCNet / blind+symmetry)"),
     "temporal-eval": ("realtime.temporal_eval", "measure temporal stability on real clips with moving occluders"),
 }
 
@@ -24,7 +25,8 @@ EXTERNAL_COMMANDS = {
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=[], metavar="NAME|PATH",
                    help="shipped model name or .onnx file; repeat for a blind and a symmetry model (default: shipped)")
-    p.add_argument("--mode", default="blind", choices=["blind", "symmetry", "blind+symmetry"])
+    p.add_argument("--mode", default="auto", choices=["auto", "blind", "symmetry", "blind+symmetry"],
+                   help="auto (default): blind+symmetry when a symmetry model is loaded (shipped or given), else blind")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--device-id", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,

@@ -21,7 +21,7 @@ from realtime.track import FaceTracker, TrackerConfig
 @dataclass(frozen=True)
 class PipelineConfig:
     models: tuple[str, ...] = ()     # shipped names or .onnx paths; the kind in each contract says its role
-    mode: str = "blind"              # blind | symmetry | blind+symmetry
+    mode: str = "auto"               # auto | blind | symmetry | blind+symmetry (see resolve_mode)
     provider: str = "auto"           # auto | cpu | cuda | tensorrt
     device_id: int = 0
     threads: int = 1                 # onnxruntime intra-op threads; the stages already run in parallel threads,
@@ -43,6 +43,17 @@ class Pipeline:
 
     def close(self) -> None:
         self.stage("detect").detector.close()
+
+
+AUTO_MODE = "auto"
+
+
+def resolve_mode(mode: str, symmetry: ModelRunner | None) -> str:
+    """'auto' (the default) is blind+symmetry when a symmetry model is loaded, else blind: the shipped symmetry-lite
+    measured better on one-half occlusions and no worse on centre ones (docs/models/symmetry_ablation.md)."""
+    if mode != AUTO_MODE:
+        return mode
+    return "blind+symmetry" if symmetry is not None else "blind"
 
 
 def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None]:
@@ -77,7 +88,7 @@ def build_pipeline(config: PipelineConfig) -> Pipeline:
         DetectStage(FaceDetector(config.detector)),
         TrackStage(FaceTracker(config.tracker)),
         AlignStage(c.crop_size, c.template, c.margin),
-        InferStage(blind, symmetry, config.mode),
+        InferStage(blind, symmetry, resolve_mode(config.mode, symmetry)),
         TemporalStage(config.temporal),
         BlendStage(config.blend),
     ]

@@ -273,3 +273,62 @@ def test_bad_inputs_raise_clear_errors() -> None:
         synth.sample(grey_crop(), np.random.default_rng(0), size="huge")
     with pytest.raises(UnveilError, match="mix_weights"):
         OcclusionSynth("mix", S, mix_weights={"hands": 1.0})
+
+
+# ------------------------------------------------------------------------------------------ one-half (symmfcnet) masks
+
+
+@pytest.mark.parametrize("size", [S, 64, 65, 128])
+@pytest.mark.parametrize("position", ["eye", "cheek", "side"])
+def test_half_masks_stay_on_one_side_of_the_mid_line(size: int, position: str) -> None:
+    synth = OcclusionSynth("half", size, seed=21)
+    rng = np.random.default_rng(3)
+    sides = set()
+    for _ in range(12):
+        occ = synth.sample(noise_crop(1, size), rng, position=position)
+        assert occ.kind == "half" and occ.position == position and occ.mask.sum() > 0
+        cols = np.flatnonzero(occ.mask.any(axis=0))
+        assert cols.max() < (size - 1) / 2 or cols.min() > (size - 1) / 2  # all on one side of the flip axis
+        assert not (occ.mask.astype(bool) & occ.mask[:, ::-1].astype(bool)).any()  # the mirror twin stays visible
+        sides.add("left" if cols.max() < size / 2 else "right")
+    assert sides == {"left", "right"}
+
+
+def test_half_masks_cover_the_requested_part() -> None:
+    synth = OcclusionSynth("half", S, seed=22)
+    lay = synth.layout
+    rng = np.random.default_rng(4)
+    for _ in range(10):
+        eye = synth.sample(grey_crop(), rng, position="eye").mask
+        ex, ey = (lay.left_eye if eye[:, : S // 2].any() else lay.right_eye).round().astype(int)
+        assert eye[ey, ex] == 1.0
+        cheek = synth.sample(grey_crop(), rng, position="cheek").mask
+        rows = np.nonzero(cheek)[0]
+        assert rows.mean() > lay.left_eye[1]  # below the eyes
+    covered = {p: np.mean([synth.sample(grey_crop(), rng, position=p).mask.mean() for _ in range(20)])
+               for p in ("eye", "side")}
+    assert covered["side"] > 1.5 * covered["eye"]
+
+
+def test_half_size_labels_are_the_coverage_and_requests_are_honoured() -> None:
+    synth = OcclusionSynth("half", S, seed=23)
+    rng = np.random.default_rng(5)
+    from trainer.occlusion import coverage_bucket
+    for _ in range(20):
+        occ = synth.sample(grey_crop(), rng)
+        assert occ.size == coverage_bucket(float(occ.mask.mean()))
+    assert synth.sample(grey_crop(), rng, position="side", size="medium").size == "medium"
+    assert synth.sample(grey_crop(), rng, position="eye", size="small").size == "small"
+
+
+def test_symmetry_protocol_mixes_half_centre_and_irregular_without_clean_faces() -> None:
+    image = grey_crop(48)
+    kinds = [OcclusionSynth("symmetry", 48, seed=24)(image, i).kind for i in range(200)]
+    assert set(kinds) == {"half", "centre", "irregular"}
+    assert 0.38 < kinds.count("half") / len(kinds) < 0.62  # SYMMETRY_MIX_WEIGHTS: half 0.5
+    only_half = OcclusionSynth("symmetry", 48, seed=24, mix_weights={"half": 1.0})
+    assert {only_half(image, i).kind for i in range(20)} == {"half"}
+    with_half = OcclusionSynth("mix", 48, seed=24, mix_weights={"half": 1.0, "rect": 1.0}, clean_fraction=0.0)
+    assert {with_half(image, i).kind for i in range(40)} == {"half", "rect"}
+    with pytest.raises(UnveilError, match="position"):
+        OcclusionSynth("half", 48).sample(image, np.random.default_rng(0), position="mouth")

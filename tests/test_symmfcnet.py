@@ -281,3 +281,32 @@ def test_symmetry_consistency_metric(astronaut_bgr):
     landmarks = symmetric_landmarks(size, shift=shift)[0]
     assert symmetry_consistency(moved, moved_mask, landmarks) < 0.02
     assert symmetry_consistency(moved, moved_mask) > 2 * symmetry_consistency(moved, moved_mask, landmarks)
+
+
+@pytest.mark.parametrize("name", ["symmfcnet_lite_cpu", "symmfcnet_lite_recnet_cpu"])
+def test_shipped_cpu_configs_train_what_their_phases_name(name, tmp_path):
+    """Every phase's trainable prefixes exist in the network; the symmetry phase trains only Stage I; the ablation
+    twin gives RecNet as many steps (phases 2 + 3) and the same reconstruction losses."""
+    import json
+    from pathlib import Path
+
+    from trainer.train import parse_config
+
+    folder = Path(__file__).resolve().parents[1] / "trainer" / "configs"
+    config = parse_config(json.loads((folder / f"{name}.json").read_text()), data_path=tmp_path)
+    assert config.data.protocol == "symmetry" and not config.discriminators
+    args = {**config.network.args, "crop_size": SIZE, "width": 4}
+    names = [n for n, _ in build_symmfcnet(**args).named_parameters()]
+    for phase in config.phases:
+        for prefix in phase.trainable:
+            assert any(n.startswith(prefix) for n in names), (phase.name, prefix)
+    if name == "symmfcnet_lite_cpu":
+        first = config.phases[0]
+        assert first.name == "symmetry" and not any(p.startswith("rec_net") for p in first.trainable)
+        assert {item.name for item in first.losses} == set(TRAINING_PHASES["symmetry"]["losses"])
+    else:
+        twin = parse_config(json.loads((folder / "symmfcnet_lite_cpu.json").read_text()), data_path=tmp_path)
+        assert config.network.args["use_symmetry"] is False
+        assert config.total_steps == sum(p.steps for p in twin.phases[1:])
+        reconstruction = {(i.name, i.weight) for i in twin.phases[1].losses if not i.name.startswith("symm_")}
+        assert all({(i.name, i.weight) for i in p.losses} == reconstruction for p in config.phases)

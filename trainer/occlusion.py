@@ -5,6 +5,10 @@ Protocols
   of the crop; words drawn with cv2.putText fonts with ink height ratio h in [0.05, 0.5]; random RGB colour; placed
   on one of four regions of the aligned face: mouth, nose, eyes, outside (the face).
 - 'centre', 'irregular': the symmfcnet test masks. A centred square (half the crop side) and free-form brush strokes.
+- 'half': symmfcnet's one-half occlusions: an occluder (rectangle or ellipse, flat colour or texture) that lies wholly
+  on ONE side of the face's mid-line (the crop's vertical centre line: the alignment template is mirror symmetric),
+  over one eye, one cheek, or one whole side of the face, so its mirror twin is visible.
+- 'symmetry': the symmetry network's training mix of half / centre / irregular (SYMMETRY_MIX_WEIGHTS, or mix_weights).
 - 'realistic': what live video is full of: hands, microphones, face masks, sunglasses, subtitles, watermarks and
   textured patches cut from other images, with soft edges, shading, colour and blur jitter.
 - 'mix': the training mix of rect / text / realistic (weights are a constructor argument) plus a fraction of clean
@@ -26,9 +30,9 @@ import numpy as np
 from realtime.align import template_points
 from realtime.errors import UnveilError
 
-PROTOCOLS: tuple[str, ...] = ("none", "rect", "text", "centre", "irregular", "realistic", "mix")
+PROTOCOLS: tuple[str, ...] = ("none", "rect", "text", "centre", "irregular", "half", "realistic", "mix", "symmetry")
 REALISTIC_KINDS: tuple[str, ...] = ("hand", "microphone", "face_mask", "sunglasses", "subtitle", "watermark", "texture")
-KINDS: tuple[str, ...] = ("rect", "text", "centre", "irregular") + REALISTIC_KINDS + ("none",)
+KINDS: tuple[str, ...] = ("rect", "text", "centre", "irregular", "half") + REALISTIC_KINDS + ("none",)
 SIZES: tuple[str, ...] = ("small", "medium", "large")
 FACE_REGIONS: tuple[str, ...] = ("mouth", "nose", "eyes", "outside")
 
@@ -38,6 +42,7 @@ KIND_POSITIONS: dict[str, tuple[str, ...]] = {
     "text": FACE_REGIONS,
     "centre": ("centre",),
     "irregular": ("random",),
+    "half": ("eye", "cheek", "side"),
     "hand": FACE_REGIONS,
     "microphone": ("mouth", "outside"),
     "face_mask": ("lower_face",),
@@ -56,6 +61,9 @@ COVERAGE_BUCKETS: dict[str, tuple[float, float]] = {"small": (0.0, 0.10), "mediu
 CENTRE_AREA_BUCKETS: dict[str, tuple[float, float]] = {"small": (0.04, 0.10), "medium": (0.10, 0.25), "large": (0.25, 0.36)}
 
 DEFAULT_MIX_WEIGHTS: dict[str, float] = {"rect": 0.3, "text": 0.3, "realistic": 0.4}
+# The symmetry network learns one-half holes (filled from the mirror side) and holes with no visible twin.
+SYMMETRY_MIX_WEIGHTS: dict[str, float] = {"half": 0.5, "centre": 0.2, "irregular": 0.3}
+MIX_KINDS: tuple[str, ...] = ("rect", "text", "centre", "irregular", "half", "realistic")
 DEFAULT_REALISTIC_WEIGHTS: dict[str, float] = {
     "hand": 0.2, "microphone": 0.1, "face_mask": 0.15, "sunglasses": 0.15, "subtitle": 0.15, "watermark": 0.1, "texture": 0.15,
 }
@@ -436,6 +444,42 @@ def paint_strokes(size: int, rng: np.random.Generator, *, strokes: int | None = 
     return alpha, _flat_colour(size, _random_rgb(rng) if colour is None else colour)
 
 
+def half_side_columns(size: int, side: str, gap: int = 1) -> slice:
+    """Columns of one half of an SxS crop ('left' = low x), `gap` columns away from the mirror axis x = (S - 1) / 2.
+
+    A horizontal flip maps column c to S - 1 - c, so a hole inside these columns has its mirror twin in the other half.
+    """
+    if side not in ("left", "right"):
+        raise UnveilError(f"side must be 'left' or 'right', got {side!r}")
+    half = size // 2
+    return slice(0, half - gap) if side == "left" else slice(size - half + gap, size)
+
+
+def paint_half(size: int, rng: np.random.Generator, *, box: Sequence[float], side: str, ellipse: bool = False,
+               colour: np.ndarray | None = None, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """One-half occluder: a rectangle or ellipse filling `box` (x0, y0, x1, y1 pixels), cut to one side of the
+    mirror axis (half_side_columns), binary alpha; flat random colour, or `colour` (an SxSx3 layer or one colour)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    alpha = np.zeros((size, size), np.float32)
+    if ellipse:
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+        axes = (max(1, int(round((x1 - x0) / 2))), max(1, int(round((y1 - y0) / 2))))
+        cv2.ellipse(alpha, (int(round(centre[0])), int(round(centre[1]))), axes, 0, 0, 360, 1.0, -1, cv2.LINE_8)
+    else:
+        c0, r0 = int(np.clip(round(x0), 0, size)), int(np.clip(round(y0), 0, size))
+        c1, r1 = int(np.clip(round(x1), 0, size)), int(np.clip(round(y1), 0, size))
+        alpha[r0:r1, c0:c1] = 1.0
+    keep = np.zeros(size, bool)
+    keep[half_side_columns(size, side, gap)] = True
+    alpha[:, ~keep] = 0.0
+    if colour is None:
+        layer = _flat_colour(size, _random_rgb(rng))
+    else:
+        colour = np.asarray(colour, np.float32)
+        layer = colour.copy() if colour.shape == (size, size, 3) else _flat_colour(size, colour)
+    return alpha, layer
+
+
 # ---------------------------------------------------------------------------------------------------- realistic occluders
 
 
@@ -808,8 +852,8 @@ class OcclusionSynth:
         for t in self.textures:
             if t.ndim != 3 or t.shape[2] != 3 or min(t.shape[:2]) < 8:
                 raise UnveilError(f"textures must be HxWx3 images of at least 8x8 pixels, got {t.shape}")
-        self.mix_weights = self._weights(DEFAULT_MIX_WEIGHTS if mix_weights is None else mix_weights,
-                                         ("rect", "text", "centre", "irregular", "realistic"), "mix_weights")
+        default_mix = SYMMETRY_MIX_WEIGHTS if protocol == "symmetry" else DEFAULT_MIX_WEIGHTS
+        self.mix_weights = self._weights(default_mix if mix_weights is None else mix_weights, MIX_KINDS, "mix_weights")
         self.realistic_weights = self._weights(DEFAULT_REALISTIC_WEIGHTS if realistic_weights is None
                                                else realistic_weights, REALISTIC_KINDS, "realistic_weights")
         self.clean_fraction = clean_fraction
@@ -865,6 +909,8 @@ class OcclusionSynth:
             # A requested position asks for an occluder there, so clean faces come only from unconstrained draws.
             if position is None and rng.random() < self.clean_fraction:
                 return "none"
+            protocol = self._pick(rng, self.mix_weights, position)
+        elif protocol == "symmetry":  # no clean faces: with an empty mask the symmetry network has nothing to learn
             protocol = self._pick(rng, self.mix_weights, position)
         if protocol == "realistic":
             return self._pick(rng, self.realistic_weights, position)
@@ -959,6 +1005,34 @@ class OcclusionSynth:
                 break
         return Occlusion(out, mask, kind, position, coverage_bucket(float(mask.mean())))
 
+    def _paint_half(self, rng: np.random.Generator, position: str, size: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """A one-half occluder over one eye, one cheek or one whole side of the face (box in eye-distance units)."""
+        s, lay = self.crop_size, self.layout
+        side = "left" if rng.random() < 0.5 else "right"
+        eye = lay.left_eye if side == "left" else lay.right_eye
+        ed, em = lay.eye_distance, lay.eye_to_mouth
+        mid = (s - 1) / 2
+        outward = -1.0 if side == "left" else 1.0
+        if position == "eye":
+            k = self._scale(rng, 0.7, 1.8, size)
+            centre = eye + rng.uniform(-0.1, 0.1, 2) * ed
+            w, h = k * ed * rng.uniform(0.9, 1.3), k * ed * rng.uniform(0.5, 0.9)
+        elif position == "cheek":
+            k = self._scale(rng, 0.7, 1.7, size)
+            centre = np.array([eye[0] + outward * rng.uniform(0.0, 0.25) * ed, eye[1] + rng.uniform(0.45, 0.8) * em])
+            w, h = k * ed * rng.uniform(0.7, 1.1), k * em * rng.uniform(0.8, 1.3)
+        else:  # side: from the mid-line out past the cheek, a vertical band of the face
+            k = self._scale(rng, 0.6, 1.1, size)
+            top = lay.face_centre[1] - lay.face_axes[1] * rng.uniform(0.3, 1.0)
+            bottom = top + k * 2 * lay.face_axes[1]
+            outer = mid + outward * lay.face_axes[0] * rng.uniform(1.1, 1.5)
+            x0, x1 = sorted((mid, outer))
+            box = (x0, top, x1, bottom)
+        if position != "side":
+            box = (centre[0] - w / 2, centre[1] - h / 2, centre[0] + w / 2, centre[1] + h / 2)
+        colour = procedural_texture(s, rng) if rng.random() < 0.4 else None
+        return paint_half(s, rng, box=box, side=side, ellipse=bool(rng.random() < 0.4), colour=colour)
+
     def _scale(self, rng: np.random.Generator, lo: float, hi: float, size: str | None) -> float:
         """A scale drawn from [lo, hi], or from its lower / middle / upper third when a size bucket is requested."""
         if size is None:
@@ -973,6 +1047,8 @@ class OcclusionSynth:
         if kind == "irregular":
             strokes = {None: None, "small": 1, "medium": 3, "large": 5}[size]
             return paint_strokes(s, rng, strokes=strokes)
+        if kind == "half":
+            return self._paint_half(rng, position, size)
         if kind == "hand":
             scale = self._scale(rng, 0.5, 0.9, size)
             centre = self._region_centre(rng, position, (0, 0))

@@ -1,0 +1,361 @@
+"""`unveil eval-symmetry`: the symmfcnet Table III ablation, measured through onnxruntime on what ships.
+
+On the fixed validation occlusions of a prepared dataset (identity-disjoint split), per protocol (default: 'half',
+one-half occlusions whose mirror twin is visible, and 'centre', a centred square missing on both halves), rows:
+
+  blind            the blind network alone: it finds its own mask and fills it
+  recnet           RecNet without the symmetry stage (use_symmetry=false), given the true mask
+  symmfcnet        the symmetry network, given the true mask
+  blind+symmetry   the runtime's blind+symmetry mode: realtime.stages.InferStage itself, so the symmetry network
+                   gets the blind network's completion and its predicted (soft) mask, exactly as live video does
+
+Columns: whole-crop PSNR / SSIM, in-hole PSNR / SSIM (trainer.metrics, the training loop's code) and symmetry
+consistency (trainer.networks.symmfcnet.symmetry_consistency: mean absolute RGB difference, 0..1, between each
+filled pixel of the face and its mirror twin; lower = more symmetric; the clean faces' own value is the
+'ground truth' reference). A Fig. 6 style grid (input, warped flip, stage-I result, final, ground truth) comes
+from a training checkpoint, whose intermediates the ONNX model does not expose.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from realtime.errors import UnveilError
+from trainer import evaluate as ev
+from trainer import metrics
+from trainer.data import FaceStore, OccludedFaces, image_to_tensor
+from trainer.occlusion import PROTOCOLS
+
+ROWS = ("blind", "recnet", "symmfcnet", "blind+symmetry")
+ROW_TITLES = {
+    "blind": "(a) blind network alone (own mask)",
+    "recnet": "(b) RecNet without symmetry stage (true mask)",
+    "symmfcnet": "(c) SymmFCNet (true mask)",
+    "blind+symmetry": "(d) blind -> symmetry, as the runtime runs it",
+    "ground_truth": "clean face (reference)",
+}
+METRICS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "symmetry")
+# blind+symmetry becomes the runtime default when it beats the blind network on one-half holes by this much (in-hole
+# PSNR) and loses at most TOLERANCE_DB (whole-crop and in-hole PSNR) on centre holes.
+CLEAR_MARGIN_DB = 0.5
+TOLERANCE_DB = 0.1
+FIGURE_COLUMNS = ("input", "warped flip", "stage I", "final", "ground truth")
+
+
+@dataclass
+class SymmetryEvalConfig:
+    protocols: tuple[str, ...] = ("half", "centre")
+    split: str = "val"
+    limit: int | None = 500
+    provider: str = "cpu"
+    seed: int = 0           # validation occlusion seed (the training configs' seed gives the same occlusions)
+    batch_size: int = 32
+
+
+# ------------------------------------------------------------------------------------------------------------ models
+
+
+def load_runners(blind: str, symmetry: str, recnet: str | None, provider: str, meta: dict) -> dict:
+    """Row name -> ModelRunner for the models the rows need (recnet is optional), each checked against the dataset."""
+    from realtime.models import resolve_model
+    from realtime.runner import ModelRunner
+
+    wanted = {"blind": (blind, "blind_completion"), "symmetry": (symmetry, "symmetry_completion")}
+    if recnet is not None:
+        wanted["recnet"] = (recnet, "symmetry_completion")
+    runners = {}
+    for role, (name, kind) in wanted.items():
+        runner = ModelRunner(str(resolve_model(name)), provider=provider)
+        if runner.contract.kind != kind:
+            raise UnveilError(f"--{role} {name}: expected a model of kind {kind!r}, got {runner.contract.kind!r}")
+        ev.check_model_fits(runner.contract, meta)
+        runners[role] = runner
+    return runners
+
+
+def runtime_blind_symmetry(blind, symmetry, crops_bgr: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(completed BGR crops, blind masks) from the runtime's own InferStage in mode blind+symmetry (one frame)."""
+    from realtime.frame import Face, Frame
+    from realtime.stages import InferStage
+
+    stage = InferStage(blind, symmetry, mode="blind+symmetry")
+    faces = [Face(box=np.zeros(4, np.float32), score=1.0, crop=np.ascontiguousarray(c)) for c in crops_bgr]
+    frame = Frame(index=0, image=np.zeros((8, 8, 3), np.uint8), faces=faces)
+    stage.process(frame)
+    return [f.completed for f in faces], [f.mask for f in faces]
+
+
+def run_rows(runners: dict, occluded_rgb: list[np.ndarray], masks: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+    """Row -> RGB outputs for one batch, and the blind network's predicted masks."""
+    outputs = {}
+    outputs["blind"], blind_masks = ev.run_model(runners["blind"], occluded_rgb, masks)
+    if "recnet" in runners:
+        outputs["recnet"], _ = ev.run_model(runners["recnet"], occluded_rgb, masks)
+    outputs["symmfcnet"], _ = ev.run_model(runners["symmetry"], occluded_rgb, masks)
+    completed, _ = runtime_blind_symmetry(runners["blind"], runners["symmetry"], [im[..., ::-1] for im in occluded_rgb])
+    outputs["blind+symmetry"] = [np.ascontiguousarray(im[..., ::-1]) for im in completed]
+    return outputs, blind_masks
+
+
+# ----------------------------------------------------------------------------------------------------------- metrics
+
+
+def symmetry_scores(images: list[np.ndarray], masks: list[np.ndarray], landmarks: list[np.ndarray],
+                    mirror: np.ndarray) -> np.ndarray:
+    """(N,) symmetry consistency of each image inside its true hole (lower = more symmetric)."""
+    from trainer.networks.symmfcnet import symmetry_consistency
+
+    mirror_t = torch.as_tensor(mirror, dtype=torch.long)
+    pred = metrics.images_to_tensor(images)
+    hole = metrics.masks_to_tensor(masks)
+    return np.array([symmetry_consistency(pred[j], hole[j], torch.as_tensor(landmarks[j], dtype=torch.float32),
+                                          mirror_t) for j in range(len(images))], np.float64)
+
+
+def evaluate_protocol(runners: dict, store: FaceStore, protocol: str, config: SymmetryEvalConfig,
+                      progress: bool = True) -> list[dict]:
+    """One record per face: labels, row -> metric -> value, and the blind mask's IoU with the true one."""
+    from tqdm import tqdm
+
+    dataset = OccludedFaces(store, config.split, protocol, seed=config.seed, fixed=True, flip=False)
+    count = len(dataset) if config.limit is None else min(config.limit, len(dataset))
+    records: list[dict] = []
+    with tqdm(total=count, unit="face", desc=f"eval-symmetry {protocol}", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for start in range(0, count, config.batch_size):
+            examples = [dataset.example(i) for i in range(start, min(start + config.batch_size, count))]
+            clean = [e[0] for e in examples]
+            occluded = [e[1].image for e in examples]
+            masks = [e[1].mask for e in examples]
+            landmarks = [e[2] for e in examples]
+            outputs, blind_masks = run_rows(runners, occluded, masks)
+            batch = ev.measure(outputs, clean, occluded, masks, None)
+            for row, images in list(outputs.items()) + [("ground_truth", clean)]:
+                batch.setdefault(row, {})["symmetry"] = symmetry_scores(images, masks, landmarks, store.mirror)
+            iou = metrics.mask_iou(metrics.masks_to_tensor(blind_masks), metrics.masks_to_tensor(masks)).numpy()
+            for j, (_, occ, _, index) in enumerate(examples):
+                records.append({
+                    "index": index, "file": store.file(index), "kind": occ.kind, "position": occ.position,
+                    "size": occ.size, "hole_fraction": float(occ.mask.mean()), "blind_mask_iou": float(iou[j]),
+                    **{row: {m: float(batch[row][m][j]) for m in METRICS if m in batch[row]} for row in batch},
+                })
+            bar.update(len(examples))
+    return records
+
+
+def summarize(records: list[dict]) -> dict[str, dict]:
+    """group ('overall', 'position=...', 'size=...') -> {'n', 'blind_mask_iou', row: {metric: mean or None}}."""
+    groups = {"overall": records}
+    for label in ("position", "size"):
+        for value in sorted({r[label] for r in records}):
+            groups[f"{label}={value}"] = [r for r in records if r[label] == value]
+    rows = [r for r in (*ROWS, "ground_truth") if records and r in records[0]]
+    summary = {}
+    for name, members in groups.items():
+        entry: dict = {"n": len(members), "blind_mask_iou": float(np.mean([r["blind_mask_iou"] for r in members]))}
+        for row in rows:
+            entry[row] = {}
+            for metric in METRICS:
+                values = np.array([r[row][metric] for r in members if metric in r[row]], np.float64)
+                values = values[~np.isnan(values)]
+                entry[row][metric] = float(values.mean()) if len(values) else None
+        summary[name] = entry
+    return summary
+
+
+def recommend_default(summaries: dict[str, dict]) -> tuple[bool, str]:
+    """(make blind+symmetry the default mode?, why) from the 'half' and 'centre' overall rows."""
+    if "half" not in summaries or "centre" not in summaries:
+        return False, "needs both the 'half' and the 'centre' protocol"
+    half, centre = summaries["half"]["overall"], summaries["centre"]["overall"]
+    gain = half["blind+symmetry"]["psnr_hole"] - half["blind"]["psnr_hole"]
+    centre_hole = centre["blind+symmetry"]["psnr_hole"] - centre["blind"]["psnr_hole"]
+    centre_whole = centre["blind+symmetry"]["psnr"] - centre["blind"]["psnr"]
+    facts = (f"one-half in-hole PSNR {gain:+.2f} dB over the blind network; centre in-hole {centre_hole:+.2f} dB, "
+             f"whole-crop {centre_whole:+.2f} dB")
+    if gain >= CLEAR_MARGIN_DB and min(centre_hole, centre_whole) >= -TOLERANCE_DB:
+        return True, f"yes: {facts} (bar: >= {CLEAR_MARGIN_DB} dB on half, >= -{TOLERANCE_DB} dB on centre)"
+    return False, f"no: {facts} (bar: >= {CLEAR_MARGIN_DB} dB on half, >= -{TOLERANCE_DB} dB on centre)"
+
+
+# ------------------------------------------------------------------------------------------------------------ output
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(protocol: str, summary: dict[str, dict], groups: int = 1) -> str:
+    """Markdown table of the rows for the first `groups` groups of a protocol's summary."""
+    lines = [f"| {protocol} | n | PSNR | SSIM | PSNR in hole | SSIM in hole | symmetry error (lower = better) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in list(summary)[:groups]:
+        entry = summary[name]
+        for row in [r for r in (*ROWS, "ground_truth") if r in entry]:
+            v = entry[row]
+            label = ROW_TITLES[row] if name == "overall" else f"{name}: {row}"
+            lines.append(f"| {label} | {entry['n']} | {_cell(v['psnr'], 2)} | {_cell(v['ssim'], 4)} | "
+                         f"{_cell(v['psnr_hole'], 2)} | {_cell(v['ssim_hole'], 4)} | {_cell(v['symmetry'], 4)} |")
+    return "\n".join(lines)
+
+
+def markdown_report(report: dict) -> str:
+    s = report["settings"]
+    lines = [
+        "# Symmetry network: Table III ablation (symmfcnet paper)",
+        "",
+        f"Written by `unveil eval-symmetry` on {report['written']}. Dataset `{report['dataset']}`, split "
+        f"`{s['split']}` (identity-disjoint from training), first {s['limit']} faces, occlusion seed {s['seed']}, "
+        f"onnxruntime provider `{s['provider']}`. Models: " +
+        ", ".join(f"{role} `{path}`" for role, path in report["models"].items()) + ".",
+        "",
+        "Rows: " + "; ".join(f"{ROW_TITLES[r]}" for r in ROWS if r in report["rows"]) + ". "
+        "The symmetry error is the mean absolute RGB difference (0..1) between each pixel of the true hole (inside "
+        "the face's landmark hull) and its mirror twin (landmark-fitted mirror map); the clean faces' own value is "
+        "the reference: lower than it is not better, it means a blurrier, more mirror-copied fill.",
+        "",
+    ]
+    for protocol, result in report["protocols"].items():
+        summary = result["summary"]
+        lines += [f"## Protocol `{protocol}` ({result['count']} faces; blind mask IoU "
+                  f"{summary['overall']['blind_mask_iou']:.3f})", "", format_table(protocol, summary), ""]
+        positions = [g for g in summary if g.startswith("position=")]
+        if len(positions) > 1:
+            sub = {g: summary[g] for g in positions}
+            lines += [f"Per position (in-hole PSNR, dB):", "",
+                      "| position | n | " + " | ".join(r for r in ROWS if r in summary["overall"]) + " |",
+                      "|---|---:|" + "---:|" * sum(r in summary["overall"] for r in ROWS)]
+            for g, entry in sub.items():
+                lines.append(f"| {g.split('=', 1)[1]} | {entry['n']} | " + " | ".join(
+                    _cell(entry[r]["psnr_hole"], 2) for r in ROWS if r in entry) + " |")
+            lines.append("")
+    make_default, why = recommend_default({p: r["summary"] for p, r in report["protocols"].items()})
+    lines += ["## Runtime default", "", f"blind+symmetry as the default mode: {why}.", ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------------ figure
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    bar = np.full((18, tile.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([bar, tile])
+
+
+def figure(checkpoint: Path, data_path: Path, out: Path, protocol: str = "half", count: int = 6, seed: int = 0,
+           split: str = "val") -> Path:
+    """Paper Fig. 6: one face per row; columns input, warped flip, stage-I result, final, ground truth (torch)."""
+    from trainer.train import load_generator
+
+    network, _ = load_generator(checkpoint)
+    if not getattr(network, "use_symmetry", False):
+        raise UnveilError(f"{checkpoint} is not a symmetry network with its symmetry stage (network 'symmfcnet')")
+    store = FaceStore(data_path)
+    dataset = OccludedFaces(store, split, protocol, seed=seed, fixed=True, flip=False)
+    examples = [dataset.example(i) for i in range(min(count, len(dataset)))]
+    image = torch.stack([image_to_tensor(e[1].image) for e in examples])
+    mask = torch.stack([torch.from_numpy(e[1].mask[None]) for e in examples])
+    with torch.no_grad():
+        result = network(image, mask)
+
+    def rgb(t: torch.Tensor) -> list[np.ndarray]:
+        return [np.ascontiguousarray((x.permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)[..., ::-1])
+                for x in t]
+
+    columns = [rgb(image), rgb(result["warped_flip"]), rgb(result["stage1"]), rgb(result["image"]),
+               [e[0][..., ::-1] for e in examples]]
+    rows = [np.hstack([np.pad(col[i], ((2, 2), (2, 2), (0, 0)), constant_values=255) for col in columns])
+            for i in range(len(examples))]
+    header = np.hstack([_label(np.full((0, columns[0][0].shape[1] + 4, 3), 255, np.uint8), name)
+                        for name in FIGURE_COLUMNS])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), np.vstack([header, *rows])):
+        raise UnveilError(f"could not write {out}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------- CLI
+
+
+def evaluate(data_path: Path, blind: str, symmetry: str, recnet: str | None, config: SymmetryEvalConfig,
+             progress: bool = True) -> dict:
+    unknown = [p for p in config.protocols if p not in PROTOCOLS]
+    if unknown:
+        raise UnveilError(f"unknown protocol {unknown[0]!r}; choose from {', '.join(PROTOCOLS)} (comma-separated)")
+    if config.batch_size < 1:
+        raise UnveilError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.limit is not None and config.limit < 1:
+        raise UnveilError(f"--limit must be at least 1, got {config.limit}")
+    store = FaceStore(data_path)
+    runners = load_runners(blind, symmetry, recnet, config.provider, store.meta)
+    report = {
+        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "dataset": str(data_path), "settings": asdict(config),
+        "models": {role: str(r.path) for role, r in runners.items()},
+        "rows": [r for r in ROWS if r != "recnet" or "recnet" in runners], "protocols": {},
+    }
+    for protocol in config.protocols:
+        records = evaluate_protocol(runners, store, protocol, config, progress)
+        report["protocols"][protocol] = {"count": len(records), "summary": summarize(records), "faces": records}
+    make_default, why = recommend_default({p: r["summary"] for p, r in report["protocols"].items()})
+    report["default_mode"] = {"blind+symmetry": make_default, "why": why}
+    return ev.json_safe(report)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, metavar="DATASET", help="a dataset made by `unveil prepare`")
+    parser.add_argument("--blind", default="blind-lite", metavar="NAME|PATH", help="blind model (default: shipped)")
+    parser.add_argument("--symmetry", default="symmetry-lite", metavar="NAME|PATH",
+                        help="symmetry model (default: shipped)")
+    parser.add_argument("--recnet", default=None, metavar="PATH",
+                        help="RecNet-only model (symmfcnet use_symmetry=false) for the ablation row; skipped if absent")
+    parser.add_argument("--protocol", default="half,centre", help="occlusion protocols, comma-separated")
+    parser.add_argument("--split", default="val", choices=["val", "train", "all"])
+    parser.add_argument("--limit", type=int, default=500, metavar="N", help="the first N faces of the split (0 = all)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="the summaries as JSON")
+    parser.add_argument("--per-face", action="store_true", help="also write every face's numbers into --json")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="PATH", help="the tables as Markdown")
+    parser.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                        help="Fig. 6 grid (input, warped flip, stage I, final, ground truth); needs --checkpoint")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="PT",
+                        help="the symmetry network's training checkpoint, for --figure")
+    parser.add_argument("--figure-faces", type=int, default=6, metavar="N")
+    parser.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
+    parser.add_argument("--seed", type=int, default=0, help="validation occlusion seed (the training config's seed)")
+    parser.add_argument("--batch-size", type=int, default=32)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.figure is not None and args.checkpoint is None:
+        raise UnveilError("--figure needs --checkpoint (the intermediates come from the torch network)")
+    torch.set_num_threads(1)  # small metric tensors; onnxruntime has its own threads (see trainer.evaluate.run)
+    protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
+    config = SymmetryEvalConfig(protocols=protocols, split=args.split, limit=args.limit or None,
+                                provider=args.provider, seed=args.seed, batch_size=args.batch_size)
+    report = evaluate(args.data, args.blind, args.symmetry, args.recnet, config)
+    for protocol, result in report["protocols"].items():
+        print()
+        print(format_table(protocol, result["summary"]))
+    print()
+    print(f"blind+symmetry as the default mode: {report['default_mode']['why']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        written = report if args.per_face else {**report, "protocols": {
+            p: {k: v for k, v in r.items() if k != "faces"} for p, r in report["protocols"].items()}}
+        args.json.write_text(json.dumps(written, indent=1, allow_nan=False))
+        print(f"wrote {args.json}")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown_report(report))
+        print(f"wrote {args.markdown}")
+    if args.figure:
+        print(f"wrote {figure(args.checkpoint, args.data, args.figure, seed=args.seed, count=args.figure_faces)}")
+    return 0
