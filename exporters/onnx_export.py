@@ -3,6 +3,10 @@
 - Input tensors are named by their roles ("image", "mask"); outputs too, except the completed image, which is
   "completed" (ONNX names must be unique, and "image" is the input). Batch axis dynamic; inputs and outputs float32
   (an fp16 export keeps float32 I/O and casts at the boundaries, so the runtime needs no special case).
+- Recurrent networks (a `state_inputs` tuple and a `recurrent` map state input -> output role, e.g.
+  trainer.networks.recurrent) get their states as extra inputs after the roles, with the batch axis dynamic too, and
+  the contract's `recurrent` names the output tensor each state is fed back from; the parity check runs with a
+  non-zero state (the clean crop), so a state path that differs between torch and onnxruntime fails the export.
 - The contract (realtime.contract.ModelContract) goes into metadata_props under realtime.contract.METADATA_KEY.
 - The file passes onnx.checker, then onnxruntime and torch run the same real face crop (the public-domain astronaut,
   aligned exactly as at inference, with a synthetic occluder) and the export fails when they differ by more than the
@@ -50,9 +54,22 @@ class RoleOutputs(nn.Module):
         return tuple(out[role].float() for role in self.output_roles)
 
 
+ROLE_CHANNELS = {"image": 3, "mask": 1, "coarse": 3}
+
+
+def state_inputs(network: nn.Module) -> tuple[str, ...]:
+    """Names of a recurrent network's state inputs (after its role inputs); () for a feed-forward network."""
+    return tuple(getattr(network, "state_inputs", ()))
+
+
+def input_names(network: nn.Module) -> list[str]:
+    return list(network.input_roles) + list(state_inputs(network))
+
+
 def example_inputs(network: nn.Module, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Random tracing inputs in the network's input roles (images in [0, 1], binary masks). Trace with batch 2:
-    torch.export specialises a dimension of size 1 and would lose the dynamic batch axis."""
+    """Random tracing inputs in the network's input roles (images in [0, 1], binary masks), then its states (random
+    values shaped like the output role each is fed back from). Trace with batch 2: torch.export specialises a
+    dimension of size 1 and would lose the dynamic batch axis."""
     generator = torch.Generator().manual_seed(seed)
     size = network.crop_size
     tensors = []
@@ -61,6 +78,9 @@ def example_inputs(network: nn.Module, batch: int = 1, seed: int = 0) -> tuple[t
             tensors.append(torch.rand(batch, 3, size, size, generator=generator))
         else:
             tensors.append((torch.rand(batch, 1, size, size, generator=generator) > 0.7).float())
+    for name in state_inputs(network):
+        channels = ROLE_CHANNELS[network.recurrent[name]]
+        tensors.append(torch.rand(batch, channels, size, size, generator=generator))
     return tuple(tensors)
 
 
@@ -71,11 +91,18 @@ def output_names(network: nn.Module) -> dict[str, str]:
 
 
 def network_contract(network: nn.Module, *, name: str = "", margin: float = 0.15, template: str = "unveil5") -> ModelContract:
+    outputs = output_names(network)
+    recurrent = getattr(network, "recurrent", {})
+    for state, role in recurrent.items():
+        if role not in outputs:
+            raise UnveilError(f"recurrent state {state!r} is fed back from output role {role!r}, which the network "
+                              f"does not output ({', '.join(outputs)})")
     contract = ModelContract(
         kind=network.contract_kind,
         crop_size=int(network.crop_size),
         inputs={role: role for role in network.input_roles},
-        outputs=output_names(network),
+        outputs=outputs,
+        recurrent={state: outputs[role] for state, role in recurrent.items()},
         template=template,
         margin=float(margin),
         name=name,
@@ -189,7 +216,7 @@ def export_with_report(
     # The exported copy may be converted to half; the original stays float32 as the parity reference.
     module = RoleOutputs(copy.deepcopy(network).float(), half=fp16).eval()
     with torch.no_grad():
-        exporter = export_graph(module, example_inputs(network, batch=2), path, list(network.input_roles),
+        exporter = export_graph(module, example_inputs(network, batch=2), path, input_names(network),
                                 [contract.outputs[role] for role in network.output_roles], opset, exporter)
     write_contract(path, contract)
     diff = float("nan")
@@ -237,13 +264,19 @@ def occlude(crop_rgb: np.ndarray, box: tuple[float, float, float, float], colour
 
 def parity_inputs(network: nn.Module, margin: float = 0.15, template: str = "unveil5") -> tuple[np.ndarray, ...]:
     """A batch of two real-looking inputs: the aligned astronaut with a box over the mouth, and its mirror image
-    with a box over one eye -- float32 NCHW in [0, 1], in the network's input-role order."""
+    with a box over one eye -- float32 NCHW in [0, 1], in the network's input-role order; then a non-zero state per
+    state input (the clean crops, shifted by 2 px as if warped from the previous frame; the mask: the boxes)."""
     crop = astronaut_crop(network.crop_size, margin, template)
+    mirrored = np.ascontiguousarray(crop[:, ::-1])
     first = occlude(crop, (0.3, 0.7, 0.7, 0.9), (40, 40, 40))
-    second = occlude(np.ascontiguousarray(crop[:, ::-1]), (0.2, 0.35, 0.48, 0.55), (230, 200, 30))
+    second = occlude(mirrored, (0.2, 0.35, 0.48, 0.55), (230, 200, 30))
     images = np.stack([first[0], second[0]]).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     masks = np.stack([first[1], second[1]])[:, None]
-    return tuple(np.ascontiguousarray(images if role == "image" else masks) for role in network.input_roles)
+    inputs = [images if role == "image" else masks for role in network.input_roles]
+    clean = np.roll(np.stack([crop, mirrored]), 2, axis=2).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    states = {"image": clean, "coarse": clean, "mask": masks}
+    inputs += [states[network.recurrent[name]] for name in state_inputs(network)]
+    return tuple(np.ascontiguousarray(x) for x in inputs)
 
 
 def parity_difference(network: nn.Module, path: Path, inputs: tuple[np.ndarray, ...]) -> float:
@@ -256,7 +289,7 @@ def parity_difference(network: nn.Module, path: Path, inputs: tuple[np.ndarray, 
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise UnveilError(f"onnxruntime cannot load the exported model: {str(exc).splitlines()[0][:200]}") from None
-    feeds = {role: array for role, array in zip(network.input_roles, inputs)}
+    feeds = {name: array for name, array in zip(input_names(network), inputs)}
     results = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     with torch.no_grad():
         reference = network.float().eval()(*(torch.from_numpy(a) for a in inputs))

@@ -10,6 +10,8 @@ and on, with the same model, and each output is compared with the clean clip:
 - landmark jitter of the tracked face on the clean clip (RMS residual after removing smooth motion with a
   Savitzky-Golay fit), raw vs One-Euro-smoothed, and the lag (frames) of the smoothed track behind the raw one
   during fast head motion, by cross-correlating their velocities.
+`--compare-model NAME` runs another blind model (e.g. the recurrent one) on the same occluded frames and detections,
+off and on, as variants "NAME off" / "NAME on" in the same JSON, plots and an extra table.
 Metrics are numpy / OpenCV only: the runtime never imports torch.
 """
 from __future__ import annotations
@@ -234,12 +236,18 @@ class FrameScores:
 VARIANTS = ("off", "on")
 
 
-def variant_configs(config: PipelineConfig) -> dict[str, PipelineConfig]:
-    """Smoothing off (no One Euro, no temporal stage) and on, everything else equal."""
-    return {
-        "off": replace(config, tracker=replace(config.tracker, smooth=False), temporal=replace(config.temporal, enabled=False)),
-        "on": replace(config, tracker=replace(config.tracker, smooth=True), temporal=replace(config.temporal, enabled=True)),
-    }
+def variant_configs(config: PipelineConfig, compare: tuple[str, ...] = ()) -> dict[str, PipelineConfig]:
+    """Smoothing off (no One Euro, no temporal stage) and on, everything else equal; then the same two for each
+    compared model ("NAME off", "NAME on"), which replaces the config's models."""
+    def off_on(cfg: PipelineConfig) -> tuple[PipelineConfig, PipelineConfig]:
+        return (replace(cfg, tracker=replace(cfg.tracker, smooth=False), temporal=replace(cfg.temporal, enabled=False)),
+                replace(cfg, tracker=replace(cfg.tracker, smooth=True), temporal=replace(cfg.temporal, enabled=True)))
+
+    variants = dict(zip(VARIANTS, off_on(config)))
+    for model in compare:
+        off, on = off_on(replace(config, models=(model,)))
+        variants[f"{model} off"], variants[f"{model} on"] = off, on
+    return variants
 
 
 def run_after_detect(stages: list, frame: Frame, faces: list[Face]) -> Frame:
@@ -252,13 +260,14 @@ def run_after_detect(stages: list, frame: Frame, faces: list[Face]) -> Frame:
 
 
 def evaluate_clip(path: str, occluder: str, config: PipelineConfig, max_frames: int, palette: str,
-                  show_progress: bool = True) -> dict:
-    """Scores of one clip with one occluder: per-frame series for both variants, their means, landmark stability."""
+                  show_progress: bool = True, compare: tuple[str, ...] = ()) -> dict:
+    """Scores of one clip with one occluder: per-frame series for every variant, their means, landmark stability."""
     source = open_source(path)
     if not isinstance(source, VideoFileSource):
         source.close()
         raise UnveilError(f"{path} is not a video file; temporal-eval needs clips")
-    pipelines = {name: build_pipeline(cfg) for name, cfg in variant_configs(config).items()}
+    pipelines = {name: build_pipeline(cfg) for name, cfg in variant_configs(config, compare).items()}
+    variants = tuple(pipelines)
     clean_detector = FaceDetector(config.detector)
     anchor_filter = OneEuroFilter(1.0, 0.05)  # steadies the occluder's placement; it should not inherit mesh jitter
     raw_landmarks: list[np.ndarray | None] = []
@@ -334,9 +343,10 @@ def evaluate_clip(path: str, occluder: str, config: PipelineConfig, max_frames: 
         "occluder": occluder,
         "palette": palette,
         "frames": len(frames),
-        "mean": summarise(frames),
+        "variants": list(variants),
+        "mean": summarise(frames, variants),
         "landmarks": landmark_stability(raw_landmarks, times, config.tracker),
-        "series": series_of(frames),
+        "series": series_of(frames, variants),
     }
 
 
@@ -348,21 +358,21 @@ def finite_mean(values: list[float]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def summarise(frames: list[FrameScores]) -> dict:
+def summarise(frames: list[FrameScores], variants: tuple[str, ...] = VARIANTS) -> dict:
     """metric -> variant -> mean over frames where it is defined (frames with an empty hole are skipped)."""
-    means = {m: {v: finite_mean([getattr(f, m).get(v) for f in frames]) for v in VARIANTS} for m in METRICS}
+    means = {m: {v: finite_mean([getattr(f, m).get(v) for f in frames]) for v in variants} for m in METRICS}
     means["clean_change"] = finite_mean([f.clean_change for f in frames])
     return means
 
 
-def series_of(frames: list[FrameScores]) -> dict:
+def series_of(frames: list[FrameScores], variants: tuple[str, ...] = VARIANTS) -> dict:
     def clean(x):
         return None if x is None or not math.isfinite(x) else round(float(x), 4)
     return {
         "index": [f.index for f in frames],
         "hole_fraction": [round(f.hole_fraction, 4) for f in frames],
         "clean_change": [clean(f.clean_change) for f in frames],
-        **{m: {v: [clean(getattr(f, m).get(v)) for f in frames] for v in VARIANTS} for m in METRICS},
+        **{m: {v: [clean(getattr(f, m).get(v)) for f in frames] for v in variants} for m in METRICS},
     }
 
 
@@ -374,9 +384,10 @@ def ratio(on: float | None, off: float | None) -> float | None:
 def overall(results: list[dict]) -> dict:
     """Means over clips of the per-clip means, per occluder, and the bars of the brief checked."""
     by_occluder: dict[str, dict] = {}
+    variants = results[0].get("variants", VARIANTS) if results else VARIANTS
     for occ in sorted({r["occluder"] for r in results}):
         rows = [r for r in results if r["occluder"] == occ]
-        by_occluder[occ] = {m: {v: finite_mean([r["mean"][m][v] for r in rows]) for v in VARIANTS} for m in METRICS}
+        by_occluder[occ] = {m: {v: finite_mean([r["mean"][m][v] for r in rows]) for v in variants} for m in METRICS}
         by_occluder[occ]["clean_change"] = finite_mean([r["mean"]["clean_change"] for r in rows])
     lm = {}
     for r in results:
@@ -435,16 +446,46 @@ def markdown_table(results: list[dict], summary: dict, model: str) -> str:
     lines += ["", f"Mean landmark jitter {_fmt(summary['jitter_raw_px'])} → {_fmt(summary['jitter_smoothed_px'])} px "
               f"(ratio {_fmt(summary['jitter_ratio'])}); lag on fast motion: mean {_fmt(summary['lag_frames_mean'])}, "
               f"max {_fmt(summary['lag_frames_max'])} frames.", ""]
+    if len(results[0].get("variants", VARIANTS) if results else VARIANTS) > len(VARIANTS):
+        lines += comparison_table(results, summary, model)
     return "\n".join(lines)
 
 
+def comparison_table(results: list[dict], summary: dict, model: str) -> list[str]:
+    """Every variant (the model off / on, each compared model off / on) side by side, per occluder then per clip;
+    ratios and differences are against the model with smoothing off."""
+    variants = results[0]["variants"]
+    name = lambda v: f"{model} {v}" if v in VARIANTS else v
+    lines = ["", "All variants, against `" + model + " off` (temporal err ratio ≤ 0.60 with PSNR hole ≥ −0.3 dB is the bar):", "",
+             "| occluder | variant | temporal err | ratio | warp err | ratio | PSNR hole (dB) | Δ | SSIM hole | PSNR face (dB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for occ, s in summary["by_occluder"].items():
+        for v in variants:
+            delta = None if s["psnr_hole"][v] is None or s["psnr_hole"]["off"] is None else s["psnr_hole"][v] - s["psnr_hole"]["off"]
+            lines.append(f"| {occ} | {name(v)} | {_fmt(s['temporal_error'][v])} | {_fmt(ratio(s['temporal_error'][v], s['temporal_error']['off']))} | "
+                         f"{_fmt(s['warp_error'][v])} | {_fmt(ratio(s['warp_error'][v], s['warp_error']['off']))} | "
+                         f"{_fmt(s['psnr_hole'][v])} | {_fmt(delta)} | {_fmt(s['ssim_hole'][v], 3)} | {_fmt(s['psnr_face'][v])} |")
+    lines += ["", "| clip | occluder | " + " | ".join(f"{name(v)}: temporal err / PSNR hole" for v in variants) + " |",
+              "|---|---|" + "---|" * len(variants)]
+    for r in results:
+        m = r["mean"]
+        lines.append(f"| {Path(r['clip']).stem} | {r['occluder']} | "
+                     + " | ".join(f"{_fmt(m['temporal_error'][v])} / {_fmt(m['psnr_hole'][v])}" for v in variants) + " |")
+    return lines + [""]
+
+
 PLOT_COLOURS = {"off": (40, 40, 220), "on": (200, 120, 20)}  # BGR: red = smoothing off, blue = on
+COMPARE_COLOURS = [(40, 160, 40), (160, 40, 160), (0, 140, 220), (120, 120, 120)]  # green, purple, orange, grey
 
 
 def draw_series_plot(series: dict[str, list[float | None]], title: str, y_label: str, size: tuple[int, int] = (760, 250)) -> np.ndarray:
     """A line plot (uint8 BGR) of one metric over frames, one line per variant, drawn with OpenCV."""
     w, h = size
     left, right, top, bottom = 70, 20, 40, 40
+    compared = [name for name in series if name not in PLOT_COLOURS]
+    columns = 2 if compared else len(series)           # compared models have long names: two legend entries a row
+    legend_rows = -(-len(series) // max(columns, 1))
+    top += 14 * (legend_rows - 1)
     img = np.full((h, w, 3), 255, np.uint8)
     values = [v for line in series.values() for v in line if v is not None and math.isfinite(v)]
     n = max((len(line) for line in series.values()), default=0)
@@ -471,15 +512,18 @@ def draw_series_plot(series: dict[str, list[float | None]], title: str, y_label:
         cv2.putText(img, str(k), (x - 8, top + ph + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "frame", (left + pw // 2 - 20, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, y_label, (left + 5, top + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
+    entry = 120 if not compared else (pw - 10) // columns
     for j, (name, line) in enumerate(series.items()):
-        colour = PLOT_COLOURS.get(name, (0, 0, 0))
+        colour = PLOT_COLOURS.get(name) or COMPARE_COLOURS[compared.index(name) % len(COMPARE_COLOURS)]
         points = [to_px(i, v) if v is not None and math.isfinite(v) else None for i, v in enumerate(line)]
         for p, q in zip(points, points[1:]):
             if p is not None and q is not None:
                 cv2.line(img, p, q, colour, 1, cv2.LINE_8)  # aliased lines: few colours, small PNGs
-        lx = left + pw - 240 + 120 * j
-        cv2.line(img, (lx, 30), (lx + 25, 30), colour, 2)
-        cv2.putText(img, f"smooth {name}", (lx + 28, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        lx = left + pw - entry * columns + entry * (j % columns)
+        ly = 30 + 14 * (j // columns)
+        cv2.line(img, (lx, ly), (lx + 25, ly), colour, 2)
+        label = f"smooth {name}" if name in PLOT_COLOURS else name
+        cv2.putText(img, label, (lx + 28, ly + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return img
 
 
@@ -506,6 +550,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--palette", default="natural", choices=PALETTES,
                         help="occluder colours: natural, or magenta (what the tiny test model detects)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME|PATH", help="blind model (default: shipped)")
+    parser.add_argument("--compare-model", action="append", default=[], metavar="NAME|PATH",
+                        help="another blind model run on the same frames, off and on (e.g. a recurrent one); repeatable")
     parser.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     parser.add_argument("--frames", type=int, default=120, help="frames per clip at most")
     parser.add_argument("--json", metavar="PATH", help="write every score (means and per-frame series) as JSON")
@@ -521,7 +567,11 @@ def run(args: argparse.Namespace) -> int:
             raise UnveilError(f"clip not found: {clip}")
     occluders = args.occluder or ["bar", "text"]
     config = PipelineConfig(models=tuple(args.model), provider=args.provider)
-    results = [evaluate_clip(clip, occ, config, args.frames, args.palette) for clip in args.clips for occ in occluders]
+    compare = tuple(args.compare_model)
+    if len(set(compare)) != len(compare) or set(compare) & set(args.model):
+        raise UnveilError("--compare-model: each model once, and not the --model itself")
+    results = [evaluate_clip(clip, occ, config, args.frames, args.palette, compare=compare)
+               for clip in args.clips for occ in occluders]
     summary = overall(results)
     model = ", ".join(args.model) or "shipped default"
     table = markdown_table(results, summary, model)

@@ -100,3 +100,42 @@ def test_export_command_reads_the_checkpoint_and_dataset_margin(tmp_path, capsys
         onnx_export.run(parser.parse_args([str(tmp_path / "missing.pt"), "-o", str(out)]))
     with pytest.raises(UnveilError, match="output folder does not exist"):
         onnx_export.run(parser.parse_args([str(checkpoint), "-o", str(tmp_path / "no" / "m.onnx"), "--exporter", "torchscript"]))
+
+
+def test_recurrent_network_exports_its_state_and_the_runner_feeds_it_back(tmp_path):
+    from realtime.runner import ModelRunner
+    from trainer.networks.recurrent import RecurrentC2FDAN
+
+    torch.manual_seed(0)
+    net = RecurrentC2FDAN("lite", crop_size=32, width=4)
+    with torch.no_grad():  # the state's input weights start at zero (the blind network): make it use the state
+        for conv in (net.coarse.encoder.levels[0][0][0], net.fine.encoder.levels[0][0][0]):
+            conv.weight[:, -3:].normal_(0.0, 0.3)
+        net.coarse.mask_decoder.head.bias.fill_(3.0)  # predict "occluded" nearly everywhere, so the fill shows
+    path = tmp_path / "recurrent.onnx"
+    result = export_with_report(net, path, name="tiny-recurrent", exporter="torchscript")
+    assert result.max_abs_diff <= onnx_export.FP32_TOLERANCE        # checked with a non-zero state
+    assert result.contract.recurrent == {"previous": "completed"}
+    assert [i.name for i in session(path).get_inputs()] == ["image", "previous"]
+    images = np.random.default_rng(1).random((3, 3, 32, 32), dtype=np.float32)  # dynamic batch, state included
+    completed, _ = session(path).run(["completed", "mask"], {"image": images, "previous": images[::-1].copy()})
+    assert completed.shape == (3, 3, 32, 32)
+
+    runner = ModelRunner(str(path), provider="cpu")
+    crop = (np.random.default_rng(2).random((32, 32, 3)) * 255).astype(np.uint8)
+    first = runner.run([crop])                                       # a track's first frame: zero state
+    second = runner.run([crop], states=first.states)                 # next frame: last frame's completion
+    np.testing.assert_allclose(first.states[0]["previous"][0].transpose(1, 2, 0)[..., ::-1] * 255.0,
+                               first.images[0], atol=0.51)           # the state is the completed crop (RGB, 0..1)
+    assert np.abs(second.images[0].astype(int) - first.images[0].astype(int)).max() > 2
+    again = runner.run([crop])                                       # no state given: zeros again
+    np.testing.assert_array_equal(again.images[0], first.images[0])
+
+
+def test_a_state_fed_back_from_an_output_the_network_lacks_is_refused(tmp_path):
+    from trainer.networks.recurrent import RecurrentUNet
+
+    net = RecurrentUNet(crop_size=32, width=4, depth=2)
+    net.recurrent = {"previous": "coarse"}
+    with pytest.raises(UnveilError, match="fed back from output role 'coarse'"):
+        export_with_report(net, tmp_path / "bad.onnx", exporter="torchscript")

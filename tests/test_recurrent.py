@@ -141,3 +141,91 @@ def test_infer_stage_carries_the_state_per_track(exported: str) -> None:
     fresh = stage.process(Frame(index=2, image=image, faces=[face(5, 0.0, crop)])).faces[0].completed
     assert np.abs(second.astype(int) - first.astype(int)).max() > 0   # same crop, but the state differs
     assert np.array_equal(fresh, first)                                # a new track starts from zeros
+
+
+def tiny_c2fdans():
+    from trainer.networks.c2fdan import C2FDAN
+    from trainer.networks.recurrent import RecurrentC2FDAN
+
+    torch.manual_seed(2)
+    return C2FDAN("lite", crop_size=S, width=4).eval(), NETWORKS.build("recurrent_c2fdan", crop_size=S, width=4).eval()
+
+
+def test_recurrent_c2fdan_warm_started_from_a_blind_one_is_that_blind_network() -> None:
+    from trainer.networks.recurrent import load_matching_weights
+
+    blind, recurrent = tiny_c2fdans()
+    image, state = torch.rand(2, 3, S, S), torch.rand(2, 3, S, S)
+    with torch.no_grad():
+        before = recurrent(image, state)["image"]
+        report = load_matching_weights(recurrent, blind.state_dict())
+        expected, got = blind(image), recurrent(image, state)
+    assert report["widened"] == ["coarse.encoder.levels.0.0.0.weight", "fine.encoder.levels.0.0.0.weight"]
+    assert report["kept"] == [] and len(report["copied"]) == len(blind.state_dict()) - 2
+    assert (before - expected["image"]).abs().max() > 1e-3                 # a random init was not already equal
+    for key in ("image", "mask", "coarse", "fine", "coarse_image"):
+        torch.testing.assert_close(got[key], expected[key])              # whatever the state holds
+    with torch.no_grad():  # once the state's weights move off zero, the state changes the output
+        recurrent.coarse.encoder.levels[0][0][0].weight[:, 3:] += 0.3
+        assert (recurrent(image, state)["image"] - expected["image"]).abs().max() > 1e-3
+
+
+def test_sequence_unroll_feeds_back_the_warped_output_and_flattens_time() -> None:
+    from trainer.networks.recurrent import SequenceUnroll, warp_batch
+
+    _, recurrent = tiny_c2fdans()
+    images = torch.rand(2, 3, 3, S, S)
+    changes = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).repeat(2, 3, 1, 1)
+    changes[:, 1:, 0, 2] = 2.0                                            # 2 px right per frame
+    with torch.no_grad():
+        out = SequenceUnroll(recurrent)(images, changes)
+        direct = recurrent(images[1:2, 2], out["previous"][5:6])         # sequence 1, frame 2
+    assert out["image"].shape == (6, 3, S, S) and out["mask"].shape == (6, 1, S, S)
+    assert out["previous"][0].abs().max() == 0 and out["previous"][3].abs().max() == 0   # t = 0: zeros
+    torch.testing.assert_close(out["previous"][1], warp_batch(out["image"][0:1], changes[0, 1:2])[0])
+    torch.testing.assert_close(out["image"][5:6], direct["image"])
+
+
+@pytest.mark.parametrize("kind", ["bar", "subtitle", "hand", "rect", "static"])
+def test_sequence_occluders_move_with_known_face_warps(kind: str) -> None:
+    from trainer.occlusion import OcclusionSynth
+    from trainer.sequence_data import SequenceConfig, flatten_sequences, make_sequence
+
+    size = 64
+    synth = OcclusionSynth("mix", size, colour_order="rgb")
+    config = SequenceConfig(length=4, speed=(0.04, 0.06))
+    rng = np.random.default_rng(8)
+    seq = None
+    for _ in range(20):  # a "static" draw of the mix protocol may be a clean face; take one with an occluder
+        seq = make_sequence(smooth_face(size), rng, config, kind=kind, static_synth=synth)
+        if seq.masks[0].mean() > 0.01:
+            break
+    assert seq.kind == kind and seq.occluded.shape == (4, size, size, 3)
+    np.testing.assert_array_equal(seq.masks > 0, (seq.occluded != seq.clean).any(axis=3))
+    assert all(m.mean() > 0.005 for m in seq.masks)
+    moved = np.abs(seq.masks[0] - seq.masks[-1]).sum()
+    assert moved > 20.0                                                   # every kind moves, with the face or alone
+    batch = {"input": torch.from_numpy(seq.occluded).permute(0, 3, 1, 2)[None].float() / 255,
+             "target": torch.from_numpy(seq.clean).permute(0, 3, 1, 2)[None].float() / 255,
+             "mask": torch.from_numpy(seq.masks)[None, :, None], "changes": torch.from_numpy(seq.changes)[None]}
+    flat = flatten_sequences(batch)
+    assert flat["input"].shape == (4, 3, size, size) and flat["has_previous"].flatten().tolist() == [0, 1, 1, 1]
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (flat["target_previous"][1:] - flat["target"][1:])[inner].abs().mean() < 4.0 / 255  # W clean_t-1 ~ clean_t
+
+
+def test_sequence_losses_take_c2fdan_outputs_and_reach_the_zero_state_weights() -> None:
+    from trainer.networks.recurrent import sequence_losses, synthetic_sequence
+
+    _, recurrent = tiny_c2fdans()
+    with torch.no_grad():
+        recurrent.coarse.encoder.levels[0][0][0].weight[:, 3:] = 0.0   # as after a warm start
+    seq = synthetic_sequence(smooth_face(S), np.random.default_rng(9), length=3)
+    tensor = lambda a: torch.from_numpy(a)[None]
+    parts = sequence_losses(recurrent.train(), tensor(seq.clean).permute(0, 1, 4, 2, 3).float() / 255,
+                            tensor(seq.occluded).permute(0, 1, 4, 2, 3).float() / 255, tensor(seq.masks)[:, :, None],
+                            tensor(seq.changes).float())
+    assert all(torch.isfinite(v) for v in parts.values())
+    parts["total"].backward()
+    grad = recurrent.coarse.encoder.levels[0][0][0].weight.grad
+    assert grad[:, 3:].abs().sum() > 0          # the state's weights start at zero but do learn

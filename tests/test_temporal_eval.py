@@ -163,3 +163,28 @@ def test_temporal_eval_rejects_a_missing_clip(tmp_path: Path) -> None:
     add_arguments(parser)
     with pytest.raises(UnveilError, match="clip not found"):
         run(parser.parse_args([str(tmp_path / "nope.mp4")]))
+
+
+def test_compare_model_adds_its_variants_on_the_same_frames(tmp_path: Path, astronaut_bgr: np.ndarray) -> None:
+    clip = make_face_clip(tmp_path / "face.mp4", astronaut_bgr, frames=5)
+    model = build_blind_model(tmp_path / "tiny.onnx", crop_size=64)
+    same = build_blind_model(tmp_path / "twin.onnx", crop_size=64)  # the same network under another name
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([str(clip), "--model", str(model), "--compare-model", str(same), "--occluder", "text",
+                              "--palette", "magenta", "--frames", "5", "--json", str(tmp_path / "scores.json"),
+                              "--table", str(tmp_path / "table.md"), "--plot-dir", str(tmp_path / "plots")])
+    assert run(args) == 0
+    (result,) = json.loads((tmp_path / "scores.json").read_text())["clips"]
+    assert result["variants"] == ["off", "on", f"{same} off", f"{same} on"]
+    for metric in METRICS:  # same network, same frames and detections: the same scores
+        for variant in ("off", "on"):
+            assert result["series"][metric][f"{same} {variant}"] == result["series"][metric][variant]
+    assert result["mean"]["temporal_error"]["off"] != result["mean"]["temporal_error"]["on"]
+    table = (tmp_path / "table.md").read_text()
+    assert f"| text | {same} on |" in table and "All variants" in table
+    plot = cv2.imread(str(tmp_path / "plots" / "face__text.png"))
+    green = (plot[..., 1] > 130) & (plot[..., 0] < 80) & (plot[..., 2] < 80)
+    assert green.sum() > 20                                         # the compared model's line and legend
+    with pytest.raises(UnveilError, match="compare-model"):
+        run(parser.parse_args([str(clip), "--model", str(model), "--compare-model", str(model)]))

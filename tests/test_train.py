@@ -148,3 +148,74 @@ def test_the_train_command_runs_a_config_file_and_resumes(faces, tmp_path, capsy
     assert "trained to step 3" in capsys.readouterr().out
     with pytest.raises(UnveilError, match="no checkpoint"):
         training.run(parser.parse_args([str(config_path), "--out", str(tmp_path / "empty"), "--resume"]))
+
+
+def sequence_config(faces, blind_checkpoint) -> dict:
+    """A tiny recurrent C2FDAN warm-started from a blind C2FDAN, trained on 3-frame synthetic sequences."""
+    return tiny_config(
+        faces,
+        init={"checkpoint": str(blind_checkpoint)},
+        network={"name": "recurrent_c2fdan", "args": {"preset": "lite", "crop_size": 32, "width": 4}},
+        data={"path": str(faces), "protocol": "mix", "batch_size": 2, "workers": 0, "val_size": 2,
+              "sequence": {"length": 3, "motion": 0.01, "speed": [0.03, 0.06]}},
+        phases=[{"name": "sequences", "steps": 4, "lr": 1e-3, "losses": [
+            {"name": "l1_hole", "weight": 3, "args": {"output": "fine"}}, {"name": "mask_bce"},
+            {"name": "temporal_hole", "weight": 2}]}],
+        log={"log_every": 1, "val_every": 4, "sample_every": 4, "checkpoint_every": 2, "samples": 6},
+    )
+
+
+@pytest.fixture(scope="module")
+def blind_c2fdan(tmp_path_factory):
+    from trainer.networks.c2fdan import C2FDAN
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("blind") / "blind.pt"
+    torch.save({"model": C2FDAN("lite", crop_size=32, width=4).state_dict()}, path)
+    return path
+
+
+def test_sequence_training_warm_starts_validates_over_time_and_resumes_exactly(faces, blind_c2fdan, tmp_path):
+    config = parse_config(sequence_config(faces, blind_c2fdan))
+    whole = train(config, tmp_path / "whole", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["kind"] == "val"]
+    assert [r["step"] for r in val] == [0, 4]       # the warm start's own scores, then the trained ones
+    for key in ("psnr", "psnr_hole", "mask_iou", "temporal", "temporal_frozen"):
+        assert np.isfinite(val[-1][key])
+    assert "temporal_hole" in [r for r in records if r["kind"] == "train"][-1]["terms"]
+    grid = cv2.imread(str(tmp_path / "whole" / "samples" / "step_0000004.png"))
+    assert grid is not None and grid.shape[0] == 6 * grid.shape[1] // 4   # a row per frame of two 3-frame sequences
+
+    # step 0 is the blind network: the state's new input channels start at zero
+    from trainer.networks.c2fdan import C2FDAN
+
+    seed_everything(config.seed)
+    recurrent = build_network(config.network)
+    training.warm_start(recurrent, blind_c2fdan)
+    blind = C2FDAN("lite", crop_size=32, width=4)
+    blind.load_state_dict(torch.load(blind_c2fdan)["model"])
+    image = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(recurrent.eval()(image, torch.rand_like(image))["image"], blind.eval()(image)["image"])
+
+    first = train(config, tmp_path / "split", progress=False, max_steps=2)
+    rest = train(config, tmp_path / "split", progress=False, resume=True)
+    assert sorted(first.losses) == [1, 2] and sorted(rest.losses) == [3, 4]
+    assert all(first.losses[s] == whole.losses[s] for s in first.losses)
+    assert all(rest.losses[s] == whole.losses[s] for s in rest.losses)
+
+
+def test_sequence_configs_are_checked(faces, blind_c2fdan):
+    raw = sequence_config(faces, blind_c2fdan)
+    raw["data"]["sequence"]["length"] = 1
+    with pytest.raises(UnveilError, match="length must be an integer >= 2"):
+        parse_config(raw)
+    raw = sequence_config(faces, blind_c2fdan)
+    raw["data"]["sequence"]["kinds"] = {"tornado": 1.0}
+    with pytest.raises(UnveilError, match="kinds must map"):
+        parse_config(raw)
+    raw = sequence_config(faces, blind_c2fdan)
+    raw["init"] = {"weights": "x.pt"}
+    with pytest.raises(UnveilError, match="init has unknown keys"):
+        parse_config(raw)

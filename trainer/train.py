@@ -6,6 +6,12 @@ A JSON config chooses everything by name through the registries: the network (NE
 generator forward ("forward", or "forward_coarse" for c2fdan's phase 1), trainable parameter prefixes, discriminators
 and learning rates, so the c2fdan two-phase and the symmfcnet three-phase schedules are plain configs.
 
+Recurrent networks train on short synthetic sequences (`data.sequence`, trainer/sequence_data.py): the network is
+unrolled over each sequence with its warped output fed back (trainer.networks.recurrent.SequenceUnroll) and every
+per-image loss and metric sees the T frames as T images, plus the "temporal_hole" loss and a temporal validation
+metric. `init.checkpoint` warm-starts a fresh run from another run's weights (same names and shapes copied, convs
+widened for the state keep the source's channels and zeros for the new ones).
+
 Reproducibility: every random draw of the data is a function of (seed, step, position in the batch) -- the sample
 order comes from per-epoch permutations of `seed`, each item's occlusion from a seed made of (seed, step, position)
 -- and checkpoints hold the model, optimisers, scaler, step, phase and RNG states, so resuming at step k gives
@@ -103,6 +109,7 @@ class DataConfig:
     batch_size: int = 8
     workers: int = 2
     val_size: int = 64
+    sequence: Any = None   # trainer.sequence_data.SequenceConfig: train on synthetic sequences (recurrent networks)
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,7 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True
     name: str = ""
+    init: str | None = None                    # warm start: a checkpoint whose matching weights a fresh run loads
     raw: dict = field(default_factory=dict)    # the JSON as given, saved in checkpoints
 
     @property
@@ -215,7 +223,8 @@ def parse_config(raw: Any, data_path: str | Path | None = None) -> TrainConfig:
     import_network_modules()
     if not isinstance(raw, dict):
         raise UnveilError("config: the top level must be a JSON object")
-    known = {"name", "seed", "network", "data", "phases", "discriminators", "schedule", "log", "betas", "amp", "comment"}
+    known = {"name", "seed", "network", "data", "phases", "discriminators", "schedule", "log", "betas", "amp", "comment",
+             "init"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise UnveilError(f"config has unknown keys: {', '.join(unknown)}")
@@ -224,12 +233,18 @@ def parse_config(raw: Any, data_path: str | Path | None = None) -> TrainConfig:
     path = Path(data_path) if data_path is not None else Path(_need(data_raw, "path", str, "data"))
     if not path.is_dir():
         raise UnveilError(f"config: data.path {str(path)!r} is not a folder (make one with `unveil prepare`)")
+    sequence = None
+    if "sequence" in data_raw:
+        from trainer.sequence_data import SequenceConfig
+
+        sequence = SequenceConfig.from_dict(data_raw["sequence"])
     data = DataConfig(
         path=path,
         protocol=_need(data_raw, "protocol", str, "data"),
         batch_size=_need(data_raw, "batch_size", int, "data", 8),
         workers=_need(data_raw, "workers", int, "data", 2),
         val_size=_need(data_raw, "val_size", int, "data", 64),
+        sequence=sequence,
     )
     if data.batch_size <= 0 or data.workers < 0 or data.val_size <= 0:
         raise UnveilError("config: data.batch_size and data.val_size must be positive, data.workers >= 0")
@@ -246,13 +261,20 @@ def parse_config(raw: Any, data_path: str | Path | None = None) -> TrainConfig:
     schedule = _named(_need(raw, "schedule", (dict, str), "config", "constant"), "schedule", SCHEDULES.names(), "schedule")
     log_raw = _need(raw, "log", dict, "config", {})
     log = LogConfig(**{k: _need(log_raw, k, int, "log", getattr(LogConfig, k)) for k in LogConfig.__dataclass_fields__})
+    init = None
+    if "init" in raw:
+        init_raw = _need(raw, "init", dict, "config")
+        unknown = sorted(set(init_raw) - {"checkpoint"})
+        if unknown:
+            raise UnveilError(f"config: init has unknown keys: {', '.join(unknown)}")
+        init = _need(init_raw, "checkpoint", str, "init")
     betas = _need(raw, "betas", list, "config", [0.5, 0.999])
     if len(betas) != 2 or not all(isinstance(b, (int, float)) for b in betas):
         raise UnveilError(f"config: betas must be two numbers, got {betas!r}")
     return TrainConfig(
         network=network, data=data, phases=phases, discriminators={k: dict(v) for k, v in discs_raw.items()},
         schedule=schedule, log=log, betas=(float(betas[0]), float(betas[1])), seed=_need(raw, "seed", int, "config", 0),
-        amp=_need(raw, "amp", bool, "config", True), name=_need(raw, "name", str, "config", ""), raw=raw,
+        amp=_need(raw, "amp", bool, "config", True), name=_need(raw, "name", str, "config", ""), init=init, raw=raw,
     )
 
 
@@ -413,11 +435,26 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def device_batch(batch: dict, device: torch.device) -> dict:
+    """to_device, and a batch of sequences flattened to per-frame entries (trainer.sequence_data.flatten_sequences)."""
+    from trainer.sequence_data import flatten_sequences, is_sequence_batch
+
+    batch = to_device(batch, device)
+    return flatten_sequences(batch) if is_sequence_batch(batch) else batch
+
+
 def open_datasets(config: TrainConfig):
     """(face store, training set, fixed validation subset)."""
     from trainer.data import FaceStore, OccludedFaces
 
     store = FaceStore(config.data.path)
+    if config.data.sequence is not None:
+        from trainer.sequence_data import SequenceFaces
+
+        train_set = SequenceFaces(store, "train", config.data.sequence, config.data.protocol, seed=config.seed, fixed=False)
+        val_full = SequenceFaces(store, "val", config.data.sequence, config.data.protocol, seed=config.seed, fixed=True, flip=False)
+        val_set = torch.utils.data.Subset(val_full, range(min(config.data.val_size, len(val_full))))
+        return store, train_set, val_set
     train_set = OccludedFaces(store, "train", config.data.protocol, seed=config.seed, fixed=False, flip=True)
     val_full = OccludedFaces(store, "val", config.data.protocol, seed=config.seed, fixed=True, flip=False)
     if len(train_set) == 0 or len(val_full) == 0:
@@ -545,7 +582,20 @@ class GeneratorCall(nn.Module):
         return getattr(self.network, self.method)(*inputs)
 
 
+def make_call(network: nn.Module, method: str, sequence: bool) -> nn.Module:
+    """The module the loop calls: the chosen forward method, or its unroll over sequences."""
+    if sequence:
+        from trainer.networks.recurrent import SequenceUnroll
+
+        if not callable(getattr(network, method, None)):
+            raise UnveilError(f"network {type(network).__name__} has no method {method!r} (phase forward)")
+        return SequenceUnroll(network, method)
+    return GeneratorCall(network, method)
+
+
 def generator_inputs(network: nn.Module, batch: dict) -> list[torch.Tensor]:
+    if "sequence_input" in batch:  # SequenceUnroll's inputs
+        return [batch["sequence_input"], batch["changes"]]
     sources = {"image": "input", "mask": "mask"}
     return [batch[sources[role]] for role in network.input_roles]
 
@@ -575,7 +625,7 @@ def validate(call: Callable[..., dict], network: nn.Module, loader, device: torc
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for batch in loader:
-        batch = to_device(batch, device)
+        batch = device_batch(batch, device)
         out = call(*generator_inputs(network, batch))
         pred = out["image"].float().clamp(0, 1)
         target, mask = batch["target"].float(), batch["mask"].float()
@@ -587,11 +637,26 @@ def validate(call: Callable[..., dict], network: nn.Module, loader, device: torc
         }
         if "mask" in out and "mask" not in network.input_roles:
             values["mask_iou"] = metrics.mask_iou(out["mask"].float(), mask)
+        if "previous" in out and "target_previous" in batch:
+            values.update(temporal_errors(pred, out["previous"].float(), target, batch["target_previous"].float(),
+                                          mask * batch["has_previous"].float()))
         for key, per_image in values.items():
             finite = per_image[torch.isfinite(per_image)]  # hole metrics are NaN for a crop without occlusion
             sums[key] = sums.get(key, 0.0) + float(finite.sum())
             counts[key] = counts.get(key, 0) + int(finite.numel())
     return {key: sums[key] / counts[key] for key in sums if counts[key]}
+
+
+def temporal_errors(out: torch.Tensor, out_previous: torch.Tensor, target: torch.Tensor, target_previous: torch.Tensor,
+                    hole: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image, in grey levels (0..255) as `unveil temporal-eval` reports them, over the hole (NaN without one):
+    "temporal": mean |(out_t - W out_t-1) - (clean_t - W clean_t-1)|; "temporal_frozen": the same for a fill that
+    never changes, |clean_t - W clean_t-1| (the clean face's own change)."""
+    area = hole.flatten(1).sum(1) * out.shape[1]
+    per_image = lambda x: torch.where(area > 0, (x * hole).flatten(1).sum(1) / area.clamp(min=1), torch.nan)
+    truth = target - target_previous
+    return {"temporal": 255.0 * per_image(((out - out_previous) - truth).abs()),
+            "temporal_frozen": 255.0 * per_image(truth.abs())}
 
 
 def _to_bgr_uint8(image: torch.Tensor) -> np.ndarray:
@@ -655,7 +720,7 @@ def plot_metrics(metrics_path: Path, png_path: Path) -> None:
         if rec["kind"] == "train":
             series["train loss"].append((rec["step"], rec["loss"]))
         elif rec["kind"] == "val":
-            for key in ("psnr", "psnr_hole", "ssim", "mask_iou"):
+            for key in ("psnr", "psnr_hole", "ssim", "mask_iou", "temporal"):
                 if key in rec:
                     series.setdefault(f"val {key}", []).append((rec["step"], rec[key]))
     cv2.imwrite(str(png_path), draw_curves(series))
@@ -687,6 +752,21 @@ def load_checkpoint(path: str | Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UnveilError(f"{path} is not an Unveil checkpoint ({type(exc).__name__}: {str(exc)[:150]})") from None
+
+
+def warm_start(network: nn.Module, path: str | Path) -> dict[str, list[str]]:
+    """Load the matching weights of another run's checkpoint (trainer.networks.recurrent.load_matching_weights)."""
+    from trainer.networks.recurrent import load_matching_weights
+
+    checkpoint = load_checkpoint(path)
+    if "model" not in checkpoint:
+        raise UnveilError(f"init.checkpoint {path} has no model weights")
+    report = load_matching_weights(network, checkpoint["model"])
+    if not report["copied"]:
+        raise UnveilError(f"init.checkpoint {path} shares no weights with network {type(network).__name__}")
+    print(f"warm start from {path}: {len(report['copied'])} tensors copied, {len(report['widened'])} widened "
+          f"({', '.join(report['widened']) or 'none'}), {len(report['kept'])} left as initialised")
+    return report
 
 
 def load_generator(path: str | Path) -> tuple[nn.Module, dict]:
@@ -762,6 +842,9 @@ def train(
     for group in disc_optimizer.param_groups if disc_optimizer else []:
         group["base_lr"] = group["lr"]
 
+    sequence = config.data.sequence is not None
+    if config.init and not resume:
+        warm_start(network, config.init)
     step, checkpoint = 0, None
     ckpt_dir = out_dir / "checkpoints"
     metrics_path = out_dir / "metrics.jsonl"
@@ -800,6 +883,14 @@ def train(
     last_val: dict[str, float] = {}
     last_ckpt: Path | None = None
     ctx = LossContext()
+    if config.init and step == 0 and dist_info.main:
+        # the warm start's own scores on this run's validation data: where the curves start from
+        network.eval()
+        first = config.phases[0].forward
+        last_val = validate(make_call(network, first, sequence), network, val_loader, dev)
+        _append(metrics_path, {"kind": "val", "step": 0, "phase": "init", **last_val})
+        write_samples(make_call(network, first, sequence), network, val_loader, dev,
+                      out_dir / "samples" / f"step_{0:07d}.png", config.log.samples)
     timer_start, timer_step = time.perf_counter(), step  # seconds per step between log records (data included)
     bar = tqdm(total=total, initial=step, disable=not (progress and dist_info.main), desc=config.name or "train",
                unit="step", dynamic_ncols=True)
@@ -813,7 +904,7 @@ def train(
             if checkpoint is not None and checkpoint.get("phase") == phase_index and checkpoint.get("optimizer"):
                 optimizer.load_state_dict(checkpoint["optimizer"])
             checkpoint = None
-            call = GeneratorCall(network, phase.forward)
+            call = make_call(network, phase.forward, sequence)
             if dist_info.enabled:
                 from torch.nn.parallel import DistributedDataParallel
 
@@ -829,7 +920,7 @@ def train(
                 d.train()
 
             while step < phase_stop:
-                batch = to_device(next(batches), dev)
+                batch = device_batch(next(batches), dev)
                 factor = schedule(step - phase_start, phase.steps)
                 apply_schedule(optimizer, factor)
                 ctx.new_step(step)
@@ -887,13 +978,13 @@ def train(
                     _append(metrics_path, record)
                 if step % config.log.val_every == 0 or step == total:
                     network.eval()
-                    last_val = validate(GeneratorCall(network, phase.forward), network, val_loader, dev)
+                    last_val = validate(make_call(network, phase.forward, sequence), network, val_loader, dev)
                     _append(metrics_path, {"kind": "val", "step": step, "phase": phase.name, **last_val})
                     plot_metrics(metrics_path, out_dir / "metrics.png")
                     network.train()
                 if step % config.log.sample_every == 0 or step == total:
                     network.eval()
-                    write_samples(GeneratorCall(network, phase.forward), network, val_loader, dev,
+                    write_samples(make_call(network, phase.forward, sequence), network, val_loader, dev,
                                   out_dir / "samples" / f"step_{step:07d}.png", config.log.samples)
                     network.train()
                 if step % config.log.checkpoint_every == 0 or step == total:
@@ -928,7 +1019,7 @@ def _append(path: Path, record: dict) -> None:
 
 @torch.no_grad()
 def write_samples(call, network: nn.Module, loader, device: torch.device, path: Path, rows: int) -> None:
-    batch = to_device(next(iter(loader)), device)
+    batch = device_batch(next(iter(loader)), device)
     out = call(*generator_inputs(network, batch))
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), sample_grid(batch, out, rows))

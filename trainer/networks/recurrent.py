@@ -8,7 +8,9 @@ output (`previous` -> `completed`, declared in the contract's `recurrent` field)
 
 Training: short synthetic sequences from still faces (`synthetic_sequence`: small random similarity motion per
 frame and a moving occluder), unrolled with the warped output fed back (`sequence_losses`: L1, mask BCE and a
-temporal term on the known warps). Not trained or wired into the runtime yet; see docs/temporal/README.md.
+temporal term on the known warps). `recurrent_c2fdan` is the same idea on the shipped blind model (C2FDAN lite),
+warm-started from a blind checkpoint (`load_matching_weights`): the state's input channels start at zero, so at step
+0 it is exactly the blind model. Sequence training: trainer/sequence_data.py and `data.sequence` in trainer/train.py.
 """
 from __future__ import annotations
 
@@ -20,8 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realtime.errors import UnveilError
+
+from trainer.networks.c2fdan import C2FDAN, compose, to_image, to_signed
 from trainer.networks.unet import UNet, _down, _Up
-from trainer.registry import NETWORKS
+from trainer.registry import LOSSES, NETWORKS
 
 STATE_INPUT = "previous"      # ONNX input name of the state
 STATE_OUTPUT_ROLE = "image"   # the output role fed back as the state on the next frame
@@ -51,6 +56,96 @@ class RecurrentUNet(UNet):
         mask = torch.sigmoid(mask_logits)
         out = (1.0 - mask) * image + mask * fill
         return {"image": out, "fill": fill, "mask": mask, "mask_logits": mask_logits}
+
+
+def widen_input(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
+    """A copy of `conv` with `extra` more input channels appended, their weights zero: same output as before
+    whatever the extra channels hold."""
+    wide = nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                     padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None)
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[:, : conv.in_channels] = conv.weight
+        if conv.bias is not None:
+            wide.bias.copy_(conv.bias)
+    return wide
+
+
+@NETWORKS.register("recurrent_c2fdan")
+class RecurrentC2FDAN(C2FDAN):
+    """C2FDAN whose coarse network (and, with fine_state, the fine network) also sees the previous completion.
+
+    The state is appended as the last input channels of the first conv of each encoder (coarse: image ‖ previous;
+    fine: coarse result ‖ mask ‖ previous), so a blind C2FDAN checkpoint loads with `load_matching_weights` and the
+    new channels at zero: the same network, which sequence training then teaches to use the state.
+    """
+
+    def __init__(self, preset: str = "lite", crop_size: int | None = None, width: int | None = None,
+                 fine_state: bool = True):
+        super().__init__(preset, crop_size, width)
+        self.state_inputs = (STATE_INPUT,)
+        self.recurrent = {STATE_INPUT: STATE_OUTPUT_ROLE}  # state input -> output role it is fed back from
+        self.fine_state = fine_state
+        first = self.coarse.encoder.levels[0][0]       # conv_act: Sequential(conv, activation)
+        first[0] = widen_input(first[0], 3)
+        if fine_state:
+            first = self.fine.encoder.levels[0][0]
+            first[0] = widen_input(first[0], 3)
+
+    def _state(self, image: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        return torch.zeros_like(image) if previous is None else previous  # zeros: a track's first frame
+
+    def forward_coarse(self, image: torch.Tensor, previous: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        previous = self._state(image, previous)
+        coarse, mask = self.coarse(torch.cat([image, previous], dim=1))  # the coarse net signs every channel
+        return {"coarse": coarse, "mask": mask, "image": compose(image, mask, coarse)}
+
+    def forward(self, image: torch.Tensor, previous: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        previous = self._state(image, previous)
+        first = self.forward_coarse(image, previous)
+        fine = self._fine(first["image"], first["mask"], previous)
+        return {
+            "image": compose(image, first["mask"], fine),
+            "mask": first["mask"],
+            "coarse": first["coarse"],
+            "fine": fine,
+            "coarse_image": first["image"],
+        }
+
+    def _fine(self, coarse_result: torch.Tensor, mask: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """FineNetwork.forward with the state as three more encoder input channels."""
+        f = self.fine
+        inputs = [to_signed(coarse_result), mask] + ([to_signed(previous)] if self.fine_state else [])
+        skips = f.encoder(torch.cat(inputs, dim=1))
+        cross_features, self_features = skips[f.cross_level], skips[f.cross_level + 1]
+        cell_mask = F.max_pool2d(mask, 2**f.cross_level)
+        cross = f.cross_branch(f.cross_attention(cross_features, cell_mask))
+        selfs = f.self_branch(f.self_attention(self_features))
+        fused = f.fuse(torch.cat([cross_features, cross, selfs], dim=1))
+        return to_image(f.decoder(fused, skips[: f.cross_level]))
+
+
+def load_matching_weights(network: nn.Module, source: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Warm start from another network's state dict: every tensor of the same name and shape is copied; a conv
+    weight that only has more input channels here gets the source's in its first channels and zeros in the rest
+    (the recurrent state's). Returns the names copied, widened and left as initialised (not in the source or
+    of another shape)."""
+    own = network.state_dict()
+    report: dict[str, list[str]] = {"copied": [], "widened": [], "kept": []}
+    with torch.no_grad():
+        for name, tensor in own.items():
+            theirs = source.get(name)
+            if theirs is not None and theirs.shape == tensor.shape:
+                tensor.copy_(theirs)
+                report["copied"].append(name)
+            elif (theirs is not None and tensor.dim() == 4 and theirs.dim() == 4 and theirs.shape[0] == tensor.shape[0]
+                  and theirs.shape[2:] == tensor.shape[2:] and theirs.shape[1] < tensor.shape[1]):
+                tensor.zero_()
+                tensor[:, : theirs.shape[1]] = theirs
+                report["widened"].append(name)
+            else:
+                report["kept"].append(name)
+    return report
 
 
 class RecurrentExportWrapper(nn.Module):
@@ -129,9 +224,10 @@ def warp_batch(images: torch.Tensor, changes: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid.reshape(n, h, w, 2), mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def sequence_losses(network: RecurrentUNet, clean: torch.Tensor, occluded: torch.Tensor, masks: torch.Tensor,
+def sequence_losses(network: nn.Module, clean: torch.Tensor, occluded: torch.Tensor, masks: torch.Tensor,
                     changes: torch.Tensor, temporal_weight: float = 1.0) -> dict[str, torch.Tensor]:
-    """Unroll the network over N x T sequences (images N x T x 3 x S x S in [0, 1], masks N x T x 1 x S x S, changes
+    """A self-contained version of what trainer/train.py does with `data.sequence` (SequenceUnroll + registry losses).
+    Unroll the network over N x T sequences (images N x T x 3 x S x S in [0, 1], masks N x T x 1 x S x S, changes
     N x T x 2 x 3), feeding back its warped output; mean L1 (hole weighted x6, as in the papers' hole/valid split),
     mask BCE, and the temporal term |(out_t - W out_t-1) - (clean_t - W clean_t-1)| inside the hole."""
     previous = None
@@ -141,7 +237,10 @@ def sequence_losses(network: RecurrentUNet, clean: torch.Tensor, occluded: torch
         out = network(occluded[:, t], previous)
         hole = masks[:, t]
         l1 = l1 + ((out["image"] - clean[:, t]).abs() * (1.0 + 5.0 * hole)).mean()
-        bce = bce + F.binary_cross_entropy_with_logits(out["mask_logits"], hole)
+        if "mask_logits" in out:
+            bce = bce + F.binary_cross_entropy_with_logits(out["mask_logits"], hole)
+        else:  # C2FDAN returns probabilities only
+            bce = bce + F.binary_cross_entropy(out["mask"].clamp(1e-6, 1 - 1e-6), hole)
         if t > 0:
             moved_clean = warp_batch(clean[:, t - 1], changes[:, t])
             diff = (out["image"] - previous) - (clean[:, t] - moved_clean)  # previous = W out_t-1
@@ -151,3 +250,45 @@ def sequence_losses(network: RecurrentUNet, clean: torch.Tensor, occluded: torch
             previous = warp_batch(last_out, changes[:, t + 1])
     total = (l1 + bce + temporal_weight * temporal) / steps
     return {"total": total, "l1": l1 / steps, "mask_bce": bce / steps, "temporal": temporal / max(steps - 1, 1)}
+
+
+# --- the sequence unroll and its temporal loss, for trainer/train.py -----------------------------------------------
+class SequenceUnroll(nn.Module):
+    """Runs a recurrent network over N x T sequences, feeding back its warped output, and returns every output
+    flattened to (N*T) x ... in (sequence, time) order -- so the ordinary per-image losses and metrics apply -- plus
+    "previous": the state it was fed at each step (zeros at t = 0)."""
+
+    def __init__(self, network: nn.Module, method: str = "forward"):
+        super().__init__()
+        if not hasattr(network, "recurrent"):
+            raise UnveilError(f"network {type(network).__name__} is not recurrent: sequence training needs one")
+        self.network = network
+        self.method = method
+        (self.fed_back,) = network.recurrent.values()   # one state, fed back from this output role
+
+    def forward(self, images: torch.Tensor, changes: torch.Tensor) -> dict[str, torch.Tensor]:
+        steps = images.shape[1]
+        previous = torch.zeros_like(images[:, 0])
+        outputs: list[dict[str, torch.Tensor]] = []
+        for t in range(steps):
+            if t > 0:
+                previous = warp_batch(outputs[-1][self.fed_back], changes[:, t])
+            out = getattr(self.network, self.method)(images[:, t], previous)
+            outputs.append({**out, "previous": previous})
+        return {key: torch.stack([o[key] for o in outputs], dim=1).flatten(0, 1) for key in outputs[0]}
+
+
+@LOSSES.register("temporal_hole")
+class TemporalHole:
+    """|(out_t - W out_t-1) - (clean_t - W clean_t-1)| inside the hole of frame t (t > 0), W the known warp: the
+    flicker the temporal-eval measures, on sequences (needs SequenceUnroll's "previous" and the sequence batch's
+    "target_previous" / "has_previous")."""
+
+    def __init__(self, output: str = "image"):
+        self.output = output
+
+    def __call__(self, out: dict, batch: dict, ctx) -> torch.Tensor:
+        change = out[self.output].float() - out["previous"].float()
+        truth = batch["target"].float() - batch["target_previous"].float()
+        weight = batch["mask"].float() * batch["has_previous"].float()
+        return ((change - truth).abs() * weight).sum() / (weight.sum() * change.shape[1] + 1e-6)
