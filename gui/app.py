@@ -29,7 +29,7 @@ def initial_settings(saved: ViewerSettings, args: argparse.Namespace) -> ViewerS
         changes["source"] = source
     if getattr(args, "model", None):
         changes["models"] = tuple(args.model)
-    if getattr(args, "mode", "auto") not in ("auto", "blind"):  # the CLI default leaves the viewer's own setting
+    if getattr(args, "mode", "auto") != "auto":  # the CLI default leaves the viewer's own setting
         changes["mode"] = args.mode
     if getattr(args, "provider", "auto") != "auto":
         changes["provider"] = args.provider

@@ -111,6 +111,7 @@ class ViewerEngine(QObject):
             pipeline = self.pipeline
         if pipeline is not None:
             pipeline.stage("blend").config = config.blend
+            pipeline.stage("infer").region = config.blend  # the symmetry model fills what the blend pastes
             pipeline.stage("temporal").config = config.temporal
             tracker = pipeline.stage("track").tracker
             tracker.config = config.tracker
@@ -227,6 +228,7 @@ class ViewerEngine(QObject):
             self.pipeline = pipeline
             latest = self.config   # tuning that changed while building applies now
         pipeline.stage("blend").config = latest.blend
+        pipeline.stage("infer").region = latest.blend
         pipeline.stage("temporal").config = latest.temporal
         self.pipeline_ready.emit(state)
         self.refresh()

@@ -40,7 +40,7 @@ SHORTCUTS_HELP = """
 <b>Playback</b>: Space play/pause · → step one frame · ← back one second · Home restart<br>
 <b>View</b>: C compare mode · M occlusion mask · B face boxes · L landmarks · F11 full screen<br>
 <b>Adjust</b>: [ ] mask threshold · ; ' temporal smoothing · - = feathering<br>
-<b>Model</b>: Ctrl+L load model · Ctrl+1/2/3 mode · P next provider<br>
+<b>Model</b>: Ctrl+L load model · Ctrl+1–4 mode · P next provider<br>
 <b>Output</b>: R record · S snapshot · V virtual camera · Ctrl+Shift+O output folder<br>
 Esc dismiss the error banner · F1 this help · Ctrl+Q quit
 """
@@ -284,8 +284,10 @@ class MainWindow(QMainWindow):
         self.mode_combo = QComboBox()
         self.mode_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.mode_combo.addItems(MODES)
-        self.mode_combo.setToolTip("blind: one network finds and fills · symmetry: the blind network finds, the "
-                                   "symmetry network fills from the mirrored half · Ctrl+1/2/3")
+        self.mode_combo.setToolTip("auto: blind+symmetry when a symmetry model is loaded, else blind · blind: one "
+                                   "network finds and fills · symmetry: the blind network finds, the symmetry network "
+                                   "fills from the mirrored half · blind+symmetry: the symmetry network refines the "
+                                   "blind completion · Ctrl+1–4")
         self.mode_combo.activated.connect(lambda i: self.set_pipeline(mode=MODES[i]))
         form.addRow("Mode", self.mode_combo)
         self.provider_combo = QComboBox()

@@ -10,7 +10,7 @@ from realtime.blend import BlendConfig
 from realtime.pipeline import PipelineConfig
 from realtime.temporal import TemporalConfig
 
-MODES = ("blind", "symmetry", "blind+symmetry")
+MODES = ("auto", "blind", "symmetry", "blind+symmetry")  # auto: blind+symmetry when a symmetry model is loaded
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
@@ -18,7 +18,7 @@ PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 class ViewerSettings:
     source: str = ""
     models: tuple[str, ...] = ()
-    mode: str = "blind"
+    mode: str = "auto"
     provider: str = "auto"
     threshold: float = 0.5          # blend: mask probability that counts as occluded
     smoothing: float = 0.5          # temporal: 0 = off, 1 = strongest

@@ -17,15 +17,22 @@ class BlendConfig:
     feather: float = 0.03    # soft edge width as a fraction of the crop size (hides the seam)
 
 
+def occluded_region(mask: np.ndarray, config: BlendConfig) -> np.ndarray:
+    """Crop-space uint8 0/1: the mask thresholded and grown by `dilate`. The pixels that get replaced (before
+    feathering), and the hole a symmetry model is asked to fill, so it fills exactly what is pasted."""
+    occluded = (mask >= config.threshold).astype(np.uint8)
+    grow = int(round(config.dilate * mask.shape[0]))
+    if grow > 0 and occluded.any():
+        occluded = cv2.dilate(occluded, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return occluded
+
+
 def blend_weight(mask: np.ndarray, config: BlendConfig) -> np.ndarray:
     """Crop-space paste weight in [0, 1]: 1 on the (dilated) occlusion, falling to 0 over the feather width."""
-    occluded = (mask >= config.threshold).astype(np.uint8)
+    occluded = occluded_region(mask, config)
     if not occluded.any():
         return np.zeros(mask.shape, np.float32)
     size = mask.shape[0]
-    grow = int(round(config.dilate * size))
-    if grow > 0:
-        occluded = cv2.dilate(occluded, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     weight = occluded.astype(np.float32)
     sigma = config.feather * size / 2.0
     if sigma > 0:

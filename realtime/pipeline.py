@@ -88,7 +88,7 @@ def build_pipeline(config: PipelineConfig) -> Pipeline:
         DetectStage(FaceDetector(config.detector)),
         TrackStage(FaceTracker(config.tracker)),
         AlignStage(c.crop_size, c.template, c.margin),
-        InferStage(blind, symmetry, resolve_mode(config.mode, symmetry)),
+        InferStage(blind, symmetry, resolve_mode(config.mode, symmetry), region=config.blend),
         TemporalStage(config.temporal),
         BlendStage(config.blend),
     ]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.blend import BlendConfig, occluded_region
 from realtime.errors import UnveilError
 from realtime.runner import ModelRunner
 from tests.tiny_datasets import face_crops, write_dataset
@@ -75,14 +76,15 @@ def test_end_to_end_rows_tables_and_mirror_fill(dataset, models, tmp_path, capsy
 
 
 def test_blind_symmetry_row_is_the_runtime_infer_stage(models):
-    """blind+symmetry feeds the symmetry model the blind model's completion and predicted mask."""
+    """blind+symmetry feeds the symmetry model the blind model's completion and the region the blend will paste."""
     blind, symmetry = ModelRunner(str(models["blind"]), "cpu"), ModelRunner(str(models["symmetry"]), "cpu")
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8) for _ in range(2)]
     crops[0][10:30, 5:25] = (255, 0, 255)  # magenta: the tiny blind model's occluder colour
     completed, masks = es.runtime_blind_symmetry(blind, symmetry, crops)
     found = blind.run(crops)
-    expected = symmetry.run(found.images, found.masks)
+    holes = [occluded_region(m, BlendConfig()).astype(np.float32) for m in found.masks]
+    expected = symmetry.run(found.images, holes)
     for got, want, mask, want_mask in zip(completed, expected.images, masks, found.masks):
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(mask, want_mask)

@@ -38,3 +38,32 @@ def test_the_shipped_models_run_blind_plus_symmetry_by_default():
     assert symmetry is not None and symmetry.path.stem == DEFAULT_SYMMETRY
     assert resolve_mode("auto", symmetry) == "blind+symmetry"
     assert load_runners(PipelineConfig(mode="blind", provider="cpu"))[1] is None  # blind mode loads no symmetry model
+
+
+def test_the_symmetry_model_fills_the_region_the_blend_pastes(tiny):
+    """blind+symmetry hands the symmetry model the blend's binary, dilated region, not the blind model's soft mask."""
+    import numpy as np
+
+    from realtime.blend import BlendConfig, occluded_region
+    from realtime.frame import Face, Frame
+    from tests.tiny_models import OCCLUDER_BGR
+
+    blind, symmetry = load_runners(PipelineConfig(models=(tiny["blind"], tiny["symmetry"]), provider="cpu"))
+    region = BlendConfig(threshold=0.5, dilate=0.05)
+    stage = InferStage(blind, symmetry, "blind+symmetry", region=region)
+    size = blind.contract.crop_size
+    rng = np.random.default_rng(0)
+    crop = rng.integers(40, 200, (size, size, 3), dtype=np.uint8)
+    crop[20:40, 8:26] = OCCLUDER_BGR  # an occluder on one half: its mirror twin is visible
+    face = Face(box=np.zeros(4, np.float32), score=1.0, crop=crop)
+    stage.process(Frame(index=0, image=np.zeros((8, 8, 3), np.uint8), faces=[face]))
+
+    found = blind.run([crop])
+    hole = occluded_region(found.masks[0], region)
+    assert 0 < (found.masks[0] >= 0.5).sum() < hole.sum()  # the dilation adds a ring
+    expected = symmetry.run(found.images, [hole.astype(np.float32)]).images[0]
+    soft = symmetry.run(found.images, found.masks).images[0]
+    assert np.array_equal(face.completed, expected)
+    assert not np.array_equal(face.completed, soft)
+    outside = hole == 0
+    assert np.array_equal(face.completed[outside], found.images[0][outside])  # nothing outside the region changes
