@@ -212,7 +212,7 @@ class ViewerEngine(QObject):
             self.pipeline.close()
             self.pipeline = None
         try:
-            pipeline = build_pipeline(config)
+            pipeline = build_pipeline(config, live=True)
         except UnveilError as exc:
             self.error.emit(f"{exc} — showing the original picture")
             self.pipeline_ready.emit(None)

@@ -17,7 +17,7 @@ def run_live(source_spec: str, config: PipelineConfig, seconds: float | None = 1
     """Newest-frame-wins processing; a file is played at its own frame rate, as a camera would deliver it."""
     stop = stop or threading.Event()
     source = open_source(int(source_spec) if str(source_spec).isdigit() else source_spec, width=width, height=height, fps=fps)
-    pipeline = build_pipeline(config)
+    pipeline = build_pipeline(config, live=True)
     frames = source if source.is_live else paced(source, float(source.info.fps) if source.info else 25.0, stop)
     timer = None
     if seconds:

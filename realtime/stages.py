@@ -92,11 +92,15 @@ class InferStage:
         found = self.blind.run([f.crop for f in faces], states=states)
         if self.states:
             self.states.remember(faces, found.states, frame.index)
-        fills = found.images
+        fills = list(found.images)
         if self.mode != "blind":
             holes = [occluded_region(m, self.region).astype(np.float32) for m in found.masks]
             sources = [f.crop for f in faces] if self.mode == "symmetry" else found.images
-            fills = self.symmetry.run(sources, holes).images
+            todo = [i for i, hole in enumerate(holes) if hole.any()]  # nothing to fill: nothing will be pasted
+            if todo:
+                filled = self.symmetry.run([sources[i] for i in todo], [holes[i] for i in todo]).images
+                for i, image in zip(todo, filled):
+                    fills[i] = image
         for face, mask, fill in zip(faces, found.masks, fills):
             face.mask, face.completed = mask, fill
         return frame

@@ -67,3 +67,42 @@ def test_the_symmetry_model_fills_the_region_the_blend_pastes(tiny):
     assert not np.array_equal(face.completed, soft)
     outside = hole == 0
     assert np.array_equal(face.completed[outside], found.images[0][outside])  # nothing outside the region changes
+
+
+def test_auto_is_blind_when_live(tiny):
+    blind, symmetry = load_runners(PipelineConfig(models=(tiny["blind"], tiny["symmetry"]), provider="cpu"))
+    assert resolve_mode("auto", symmetry, live=True) == "blind"
+    assert resolve_mode("auto", symmetry, live=False) == "blind+symmetry"
+    assert resolve_mode("blind+symmetry", symmetry, live=True) == "blind+symmetry"  # an explicit mode is kept
+
+
+class CountingRunner:
+    """A real ModelRunner that counts the faces it is asked to complete."""
+
+    def __init__(self, runner):
+        self.runner, self.faces = runner, 0
+
+    def run(self, images, masks=None, states=None):
+        self.faces += len(images)
+        return self.runner.run(images, masks)
+
+
+def test_a_face_with_nothing_to_fill_skips_the_symmetry_model(tiny):
+    import numpy as np
+
+    from realtime.frame import Face, Frame
+    from tests.tiny_models import OCCLUDER_BGR
+
+    blind, symmetry = load_runners(PipelineConfig(models=(tiny["blind"], tiny["symmetry"]), provider="cpu"))
+    counting = CountingRunner(symmetry)
+    stage = InferStage(blind, counting, "blind+symmetry")
+    size = blind.contract.crop_size
+    rng = np.random.default_rng(1)
+    clean = rng.integers(40, 200, (size, size, 3), dtype=np.uint8)
+    covered = clean.copy()
+    covered[20:40, 8:26] = OCCLUDER_BGR
+    faces = [Face(box=np.zeros(4, np.float32), score=1.0, crop=c) for c in (clean, covered)]
+    stage.process(Frame(index=0, image=np.zeros((8, 8, 3), np.uint8), faces=faces))
+    assert counting.faces == 1
+    assert np.array_equal(faces[0].completed, blind.run([clean]).images[0])
+    assert not np.array_equal(faces[1].completed, blind.run([covered]).images[0])
