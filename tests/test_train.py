@@ -13,7 +13,7 @@ import torch
 from face_dataset import make_face_dataset
 from realtime.errors import UnveilError
 from trainer import train as training
-from trainer.train import build_network, load_checkpoint, parse_config, seed_everything, train
+from trainer.train import build_network, load_checkpoint, load_config, parse_config, seed_everything, train
 
 torch.set_num_threads(1)
 
@@ -219,3 +219,13 @@ def test_sequence_configs_are_checked(faces, blind_c2fdan):
     raw["init"] = {"weights": "x.pt"}
     with pytest.raises(UnveilError, match="init has unknown keys"):
         parse_config(raw)
+
+
+def test_a_shipped_config_is_found_by_bare_name_or_file_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs here: only the shipped ones can be found
+    (tmp_path / "data").mkdir()
+    by_name = load_config("c2fdan_lite_cpu", data_path="data")
+    assert by_name.name == "c2fdan_lite_cpu"
+    assert by_name.total_steps == load_config("c2fdan_lite_cpu.json", data_path="data").total_steps
+    with pytest.raises(UnveilError, match="shipped configs: .*c2fdan_lite_cpu"):
+        load_config("no_such_config")

@@ -281,11 +281,13 @@ def parse_config(raw: Any, data_path: str | Path | None = None) -> TrainConfig:
 def load_config(path: str | Path, data_path: str | Path | None = None) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
-        bundled = Path(__file__).parent / "configs" / path.name
-        if path.parent == Path(".") and bundled.is_file():
-            path = bundled  # `unveil train unet_blind_lite.json` finds the shipped configs
+        shipped = Path(__file__).parent / "configs"
+        name = path.name if path.suffix == ".json" else f"{path.name}.json"
+        if path.parent == Path(".") and (shipped / name).is_file():
+            path = shipped / name  # `unveil train c2fdan_lite` or `c2fdan_lite.json` finds the shipped configs
         else:
-            raise UnveilError(f"config file not found: {path}")
+            known = ", ".join(sorted(p.stem for p in shipped.glob("*.json")))
+            raise UnveilError(f"config file not found: {path} (shipped configs: {known})")
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
