@@ -166,3 +166,26 @@ def test_cost_tool_refuses_an_unknown_network() -> None:
     network_cost.add_arguments(parser)
     with pytest.raises(UnveilError, match="unknown network"):
         network_cost.run(parser.parse_args(["no_such_network", "--no-latency"]))
+
+
+def test_leaky_mask_decoder_keeps_the_weights_and_lifts_the_mask_cap():
+    """The option only swaps the mask decoder's activation: a ReLU model's weights load into it unchanged. With every
+    decoder feature pushed below zero (what training left in blind-lite on occluded pixels) the ReLU mask is stuck at
+    sigmoid(head bias); the leaky decoder's head can still raise it."""
+    torch.manual_seed(0)
+    relu = C2FDAN("lite", width=4).eval()
+    leaky = C2FDAN("lite", width=4, leaky_mask_decoder=True).eval()
+    leaky.load_state_dict(relu.state_dict())  # same names and shapes: a warm start is exact
+    with torch.no_grad():
+        for net in (relu, leaky):
+            for m in net.coarse.mask_decoder.blocks.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.weight.zero_()
+                    m.bias.fill_(-1.0)   # every pre-activation is -1
+            net.coarse.mask_decoder.head.weight.fill_(-0.3)
+            net.coarse.mask_decoder.head.bias.fill_(0.4)
+        image = torch.rand(1, 3, 128, 128)
+        cap = torch.sigmoid(torch.tensor(0.4))
+        relu_mask, leaky_mask = relu(image)["mask"], leaky(image)["mask"]
+    assert torch.allclose(relu_mask, cap.expand_as(relu_mask))
+    assert bool((leaky_mask > cap + 0.05).all())

@@ -43,6 +43,9 @@ class C2FDANConfig:
     upsample_first: bool = True   # paper: nearest x2 then conv; False: conv at the low resolution then nearest (4x cheaper)
     mask_width: float = 1.0       # mask decoder channels as a fraction of the image decoder's (paper: 1, "identical")
     softmax_scale: float = 10.0   # cross-attention sharpness (contextual attention uses 10)
+    leaky_mask_decoder: bool = False  # paper: ReLU. Trained briefly, the ReLU decoder's last features all die on
+                                      # occluded pixels, so M there is stuck at sigmoid(head bias) (0.60 in
+                                      # blind-lite); LeakyReLU lets the head push M towards 1
 
     def channels(self, levels: int) -> list[int]:
         """Channels of encoder levels 0..levels (level i is at crop_size / 2**i)."""
@@ -65,11 +68,14 @@ PRESETS: dict[str, C2FDANConfig] = {
 }
 
 
-def resolve_config(preset: str, crop_size: int | None = None, width: int | None = None) -> C2FDANConfig:
+def resolve_config(preset: str, crop_size: int | None = None, width: int | None = None,
+                   leaky_mask_decoder: bool | None = None) -> C2FDANConfig:
     """Preset plus overrides; a width override scales every channel count with it (tests build tiny instances)."""
     if preset not in PRESETS:
         raise UnveilError(f"unknown c2fdan preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
     config = PRESETS[preset]
+    if leaky_mask_decoder is not None:
+        config = replace(config, leaky_mask_decoder=bool(leaky_mask_decoder))
     if width is not None:
         if width < 2:
             raise UnveilError(f"c2fdan width must be >= 2, got {width}")
@@ -222,7 +228,9 @@ class CoarseNetwork(nn.Module):
         self.encoder = Encoder(3, channels, config.encoder_convs, leaky)
         self.latent = nn.Sequential(DMFB(channels[-1], config.dilations, leaky), conv_act(channels[-1], channels[-1], leaky))
         self.image_decoder = Decoder(channels, 3, config.decoder_convs, nn.ReLU, config.upsample_first)
-        self.mask_decoder = Decoder(channels, 1, config.decoder_convs, nn.ReLU, config.upsample_first, config.mask_width)
+        mask_activation: Activation = (lambda: nn.LeakyReLU(0.2)) if config.leaky_mask_decoder else nn.ReLU
+        self.mask_decoder = Decoder(channels, 1, config.decoder_convs, mask_activation, config.upsample_first,
+                                    config.mask_width)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         skips = self.encoder(to_signed(image))
@@ -340,10 +348,11 @@ class C2FDAN(nn.Module):
     input_roles = ("image",)
     output_roles = ("image", "mask")
 
-    def __init__(self, preset: str = "lite", crop_size: int | None = None, width: int | None = None):
+    def __init__(self, preset: str = "lite", crop_size: int | None = None, width: int | None = None,
+                 leaky_mask_decoder: bool | None = None):
         super().__init__()
         self.preset = preset
-        self.config = resolve_config(preset, crop_size, width)
+        self.config = resolve_config(preset, crop_size, width, leaky_mask_decoder)
         self.crop_size = self.config.crop_size
         self.coarse = CoarseNetwork(self.config)
         self.fine = FineNetwork(self.config)
