@@ -325,8 +325,10 @@ class FineNetwork(nn.Module):
         self.fuse = nn.Sequential(conv_act(3 * channels[cross], channels[cross], elu), DMFB(channels[cross], config.dilations, elu))
         self.decoder = Decoder(channels[: cross + 1], 3, config.decoder_convs, elu, config.upsample_first)
 
-    def forward(self, coarse_result: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        skips = self.encoder(torch.cat([to_signed(coarse_result), mask], dim=1))
+    def forward(self, coarse_result: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """`extra`: more RGB input channels for an encoder built wider (the recurrent variant's previous output)."""
+        inputs = [to_signed(coarse_result), mask] + ([to_signed(extra)] if extra is not None else [])
+        skips = self.encoder(torch.cat(inputs, dim=1))
         cross_features, self_features = skips[self.cross_level], skips[self.cross_level + 1]
         # A low-resolution cell counts as occluded if any of its pixels is.
         cell_mask = F.max_pool2d(mask, 2**self.cross_level)
@@ -363,11 +365,15 @@ class C2FDAN(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         first = self.forward_coarse(image)
-        fine = self.fine(first["image"], first["mask"])
-        return {
-            "image": compose(image, first["mask"], fine),
-            "mask": first["mask"],
-            "coarse": first["coarse"],
-            "fine": fine,
-            "coarse_image": first["image"],
-        }
+        return both_stages(image, first, self.fine(first["image"], first["mask"]))
+
+
+def both_stages(image: torch.Tensor, first: dict[str, torch.Tensor], fine: torch.Tensor) -> dict[str, torch.Tensor]:
+    """forward()'s outputs from the coarse stage's dict and the fine network's image."""
+    return {
+        "image": compose(image, first["mask"], fine),
+        "mask": first["mask"],
+        "coarse": first["coarse"],
+        "fine": fine,
+        "coarse_image": first["image"],
+    }

@@ -24,7 +24,7 @@ from torch import nn
 
 from realtime.errors import UnveilError
 
-from trainer.networks.c2fdan import C2FDAN, compose, to_image, to_signed
+from trainer.networks.c2fdan import C2FDAN, both_stages, compose
 from trainer.networks.unet import UNet, _down, _Up
 from trainer.registry import LOSSES, NETWORKS
 
@@ -103,26 +103,8 @@ class RecurrentC2FDAN(C2FDAN):
     def forward(self, image: torch.Tensor, previous: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         previous = self._state(image, previous)
         first = self.forward_coarse(image, previous)
-        fine = self._fine(first["image"], first["mask"], previous)
-        return {
-            "image": compose(image, first["mask"], fine),
-            "mask": first["mask"],
-            "coarse": first["coarse"],
-            "fine": fine,
-            "coarse_image": first["image"],
-        }
-
-    def _fine(self, coarse_result: torch.Tensor, mask: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-        """FineNetwork.forward with the state as three more encoder input channels."""
-        f = self.fine
-        inputs = [to_signed(coarse_result), mask] + ([to_signed(previous)] if self.fine_state else [])
-        skips = f.encoder(torch.cat(inputs, dim=1))
-        cross_features, self_features = skips[f.cross_level], skips[f.cross_level + 1]
-        cell_mask = F.max_pool2d(mask, 2**f.cross_level)
-        cross = f.cross_branch(f.cross_attention(cross_features, cell_mask))
-        selfs = f.self_branch(f.self_attention(self_features))
-        fused = f.fuse(torch.cat([cross_features, cross, selfs], dim=1))
-        return to_image(f.decoder(fused, skips[: f.cross_level]))
+        fine = self.fine(first["image"], first["mask"], previous if self.fine_state else None)
+        return both_stages(image, first, fine)
 
 
 def load_matching_weights(network: nn.Module, source: dict[str, torch.Tensor]) -> dict[str, list[str]]:
