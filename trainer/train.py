@@ -9,8 +9,8 @@ and learning rates, so the c2fdan two-phase and the symmfcnet three-phase schedu
 Recurrent networks train on short synthetic sequences (`data.sequence`, trainer/sequence_data.py): the network is
 unrolled over each sequence with its warped output fed back (trainer.networks.recurrent.SequenceUnroll) and every
 per-image loss and metric sees the T frames as T images, plus the "temporal_hole" loss and a temporal validation
-metric. `init.checkpoint` warm-starts a fresh run from another run's weights (same names and shapes copied, convs
-widened for the state keep the source's channels and zeros for the new ones).
+metric. `init.checkpoint` warm-starts a fresh run from another run's weights -- a checkpoint or an exported .onnx file
+(same names and shapes copied, convs widened for the state keep the source's channels and zeros for the new ones).
 
 Reproducibility: every random draw of the data is a function of (seed, step, position in the batch) -- the sample
 order comes from per-epoch permutations of `seed`, each item's occlusion from a seed made of (seed, step, position)
@@ -44,6 +44,7 @@ from torch import nn
 from realtime.errors import UnveilError
 from trainer import losses as _losses  # noqa: F401  (registers the losses)
 from trainer.losses import LossContext
+from trainer.onnx_weights import state_dict_from_onnx
 from trainer.registry import DISCRIMINATORS, LOSSES, NETWORKS, SCHEDULES
 
 # ================================================================================================================
@@ -756,14 +757,34 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UnveilError(f"{path} is not an Unveil checkpoint ({type(exc).__name__}: {str(exc)[:150]})") from None
 
 
+def settle_spectral_norms(network: nn.Module, iterations: int = 20) -> None:
+    """An ONNX file holds no power-iteration vector: estimate each spectral-norm conv's from its weight, so the
+    first training step divides by the weight's real sigma rather than a random vector's underestimate. The
+    stored sigma stays 1, so evaluation gives the ONNX file's outputs (training re-estimates it every step)."""
+    with torch.no_grad():
+        for module in network.modules():
+            if hasattr(module, "power_iteration"):
+                for _ in range(iterations):
+                    module.power_iteration()
+                module.sigma.fill_(1.0)
+
+
 def warm_start(network: nn.Module, path: str | Path) -> dict[str, list[str]]:
-    """Load the matching weights of another run's checkpoint (trainer.networks.recurrent.load_matching_weights)."""
+    """Load the matching weights of another run's checkpoint, or of an exported ONNX file (its initializers,
+    trainer/onnx_weights.py) -- runs/ does not outlive a machine, realtime/models does. Names and shapes must
+    match (trainer.networks.recurrent.load_matching_weights)."""
     from trainer.networks.recurrent import load_matching_weights
 
-    checkpoint = load_checkpoint(path)
-    if "model" not in checkpoint:
-        raise UnveilError(f"init.checkpoint {path} has no model weights")
-    report = load_matching_weights(network, checkpoint["model"])
+    if Path(path).suffix.lower() == ".onnx":
+        source = state_dict_from_onnx(path)
+    else:
+        checkpoint = load_checkpoint(path)
+        if "model" not in checkpoint:
+            raise UnveilError(f"init.checkpoint {path} has no model weights")
+        source = checkpoint["model"]
+    report = load_matching_weights(network, source)
+    if Path(path).suffix.lower() == ".onnx":
+        settle_spectral_norms(network)
     if not report["copied"]:
         raise UnveilError(f"init.checkpoint {path} shares no weights with network {type(network).__name__}")
     print(f"warm start from {path}: {len(report['copied'])} tensors copied, {len(report['widened'])} widened "
