@@ -230,6 +230,7 @@ class FrameScores:
     ssim_hole: dict[str, float]
     temporal_error: dict[str, float]
     warp_error: dict[str, float]
+    hole_replaced: dict[str, float]  # share of the occluder's pixels the pipeline replaced (did it find it?)
     clean_change: float = float("nan")  # mean |clean_t - clean_t-1| over the hole: the temporal error of a frozen fill
 
 
@@ -297,7 +298,8 @@ def evaluate_clip(path: str, occluder: str, config: PipelineConfig, max_frames: 
             alpha, colour = paint_occluder(occluder, frame.index, anchor, clean.shape[:2], palette)
             occluded = Frame(index=frame.index, image=composite(clean, alpha, colour), pts=frame.pts, time_base=frame.time_base)
             detected = pipelines["on"].stage("detect").process(dataclasses.replace(occluded, faces=[])).faces
-            outputs = {name: run_after_detect(p.stages, occluded, detected).result() for name, p in pipelines.items()}
+            done = {name: run_after_detect(p.stages, occluded, detected) for name, p in pipelines.items()}
+            outputs = {name: f.result() for name, f in done.items()}
             if points is not None:
                 box = face_box(points, clean.shape[:2])
             elif prev is not None:
@@ -311,7 +313,7 @@ def evaluate_clip(path: str, occluder: str, config: PipelineConfig, max_frames: 
             hole = alpha[roi] > HOLE_ALPHA
             clean_roi = clean[roi]
             grey = cv2.cvtColor(clean_roi, cv2.COLOR_BGR2GRAY)
-            scores = FrameScores(frame.index, float(hole.mean()), {}, {}, {}, {}, {}, {})
+            scores = FrameScores(frame.index, float(hole.mean()), {}, {}, {}, {}, {}, {}, {})
             flow = valid = None
             if prev is not None:
                 grey_prev = cv2.cvtColor(prev["clean"][roi], cv2.COLOR_BGR2GRAY)
@@ -325,6 +327,9 @@ def evaluate_clip(path: str, occluder: str, config: PipelineConfig, max_frames: 
                 quality = ssim_map(out_roi, clean_roi)
                 scores.ssim_face[name] = float(quality.mean())
                 scores.ssim_hole[name] = float(quality[hole].mean()) if hole.any() else float("nan")
+                replaced = done[name].replaced
+                scores.hole_replaced[name] = (float("nan") if not hole.any() else
+                                              0.0 if replaced is None else float((replaced[roi][hole] > 0).mean()))
                 if prev is not None:
                     out_prev, clean_prev = prev["out"][name][roi], prev["clean"][roi]
                     scores.temporal_error[name] = temporal_error(out_roi, out_prev, clean_roi, clean_prev, hole)
@@ -350,7 +355,7 @@ def evaluate_clip(path: str, occluder: str, config: PipelineConfig, max_frames: 
     }
 
 
-METRICS = ("psnr_face", "ssim_face", "psnr_hole", "ssim_hole", "temporal_error", "warp_error")
+METRICS = ("psnr_face", "ssim_face", "psnr_hole", "ssim_hole", "temporal_error", "warp_error", "hole_replaced")
 
 
 def finite_mean(values: list[float]) -> float | None:
@@ -427,12 +432,13 @@ def markdown_table(results: list[dict], summary: dict, model: str) -> str:
                      f"{_fmt(m['psnr_hole']['off'])} → {_fmt(m['psnr_hole']['on'])} | "
                      f"{_fmt(m['ssim_hole']['off'], 3)} → {_fmt(m['ssim_hole']['on'], 3)} | "
                      f"{_fmt(m['psnr_face']['off'])} → {_fmt(m['psnr_face']['on'])} |")
-    lines += ["", "| occluder | temporal err off → on (frozen) | temporal err on/off | warp err on/off | PSNR hole off → on (dB) | on − off |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| occluder | temporal err off → on (frozen) | temporal err on/off | warp err on/off | PSNR hole off → on (dB) | on − off | hole replaced off → on |",
+              "|---|---|---|---|---|---|---|"]
     for occ, s in summary["by_occluder"].items():
         lines.append(f"| {occ} | {_fmt(s['temporal_error']['off'])} → {_fmt(s['temporal_error']['on'])} ({_fmt(s['clean_change'])}) | "
                      f"{_fmt(summary['temporal_error_ratio'][occ])} | {_fmt(summary['warp_error_ratio'][occ])} | "
-                     f"{_fmt(s['psnr_hole']['off'])} → {_fmt(s['psnr_hole']['on'])} | {_fmt(summary['psnr_hole_change_db'][occ])} |")
+                     f"{_fmt(s['psnr_hole']['off'])} → {_fmt(s['psnr_hole']['on'])} | {_fmt(summary['psnr_hole_change_db'][occ])} | "
+                     f"{_fmt(s['hole_replaced']['off'])} → {_fmt(s['hole_replaced']['on'])} |")
     lines += ["", "| clip | frames | landmark jitter raw → smoothed (px RMS) | lag on fast motion (frames) | fast frames |",
               "|---|---|---|---|---|"]
     seen = set()
@@ -457,14 +463,15 @@ def comparison_table(results: list[dict], summary: dict, model: str) -> list[str
     variants = results[0]["variants"]
     name = lambda v: f"{model} {v}" if v in VARIANTS else v
     lines = ["", "All variants, against `" + model + " off` (temporal err ratio ≤ 0.60 with PSNR hole ≥ −0.3 dB is the bar):", "",
-             "| occluder | variant | temporal err | ratio | warp err | ratio | PSNR hole (dB) | Δ | SSIM hole | PSNR face (dB) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| occluder | variant | temporal err | ratio | warp err | ratio | PSNR hole (dB) | Δ | SSIM hole | PSNR face (dB) | hole replaced |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for occ, s in summary["by_occluder"].items():
         for v in variants:
             delta = None if s["psnr_hole"][v] is None or s["psnr_hole"]["off"] is None else s["psnr_hole"][v] - s["psnr_hole"]["off"]
             lines.append(f"| {occ} | {name(v)} | {_fmt(s['temporal_error'][v])} | {_fmt(ratio(s['temporal_error'][v], s['temporal_error']['off']))} | "
                          f"{_fmt(s['warp_error'][v])} | {_fmt(ratio(s['warp_error'][v], s['warp_error']['off']))} | "
-                         f"{_fmt(s['psnr_hole'][v])} | {_fmt(delta)} | {_fmt(s['ssim_hole'][v], 3)} | {_fmt(s['psnr_face'][v])} |")
+                         f"{_fmt(s['psnr_hole'][v])} | {_fmt(delta)} | {_fmt(s['ssim_hole'][v], 3)} | {_fmt(s['psnr_face'][v])} | "
+                         f"{_fmt(s['hole_replaced'][v])} |")
     lines += ["", "| clip | occluder | " + " | ".join(f"{name(v)}: temporal err / PSNR hole" for v in variants) + " |",
               "|---|---|" + "---|" * len(variants)]
     for r in results:

@@ -7,7 +7,7 @@ import pytest
 from realtime.errors import UnveilError
 from trainer.occlusion import (
     KINDS, PROTOCOLS, REALISTIC_KINDS, RECT_AREA_BUCKETS, TEXT_HEIGHT_BUCKETS, OcclusionSynth, composite, face_layout,
-    move_layer, paint_face_mask, paint_hand, paint_microphone, paint_subtitle, paint_sunglasses, paint_texture,
+    move_layer, paint_face_mask, paint_hand, paint_microphone, paint_pole, paint_subtitle, paint_sunglasses, paint_texture,
     paint_watermark,
 )
 
@@ -216,7 +216,9 @@ def test_none_protocol_leaves_the_face_alone() -> None:
 def test_realistic_protocol_covers_every_realistic_kind() -> None:
     synth = OcclusionSynth("realistic", 48, seed=13)
     kinds = {synth(grey_crop(48), i).kind for i in range(120)}
-    assert kinds == set(REALISTIC_KINDS)
+    assert kinds == set(REALISTIC_KINDS) - {"pole"}  # poles are opt-in (realistic_weights)
+    poles = OcclusionSynth("realistic", 48, seed=13, realistic_weights={"pole": 1.0})
+    assert {poles(grey_crop(48), i).kind for i in range(10)} == {"pole"}
 
 
 def test_mix_follows_its_weights_and_clean_fraction() -> None:
@@ -243,7 +245,7 @@ def test_colour_order_is_the_inputs() -> None:
 
 
 @pytest.mark.parametrize("painter", [paint_hand, paint_microphone, paint_face_mask, paint_sunglasses, paint_subtitle,
-                                     paint_watermark, paint_texture])
+                                     paint_watermark, paint_texture, paint_pole])
 def test_painters_return_layers_that_move_with_the_occluder(painter) -> None:
     alpha, colour = painter(64, np.random.default_rng(7))
     assert alpha.shape == (64, 64) and alpha.dtype == np.float32 and colour.shape == (64, 64, 3)
@@ -251,6 +253,14 @@ def test_painters_return_layers_that_move_with_the_occluder(painter) -> None:
     assert 0.0 <= colour.min() and colour.max() <= 255.0
     moved, _ = move_layer(alpha, colour, np.array([[1.0, 0.0, 5.0], [0.0, 1.0, 0.0]]))
     np.testing.assert_allclose(moved[:, 10:50], alpha[:, 5:45], atol=1e-5)
+
+
+def test_a_pole_crosses_the_whole_crop_at_its_angle() -> None:
+    alpha, _ = paint_pole(64, np.random.default_rng(3), centre=(32, 32), width=0.1, angle=0.0)
+    assert alpha[0, 32] > 0.9 and alpha[63, 32] > 0.9          # top to bottom through the centre
+    assert alpha[32, :20].max() == 0 and alpha[32, 44:].max() == 0  # about 6 px wide, nothing beside it
+    flat, _ = paint_pole(64, np.random.default_rng(3), centre=(32, 32), width=0.1, angle=90.0)
+    assert flat[32, 0] > 0.9 and flat[32, 63] > 0.9 and flat[0, 32] == 0
 
 
 def test_face_layout_orders_the_face_top_to_bottom() -> None:

@@ -13,7 +13,7 @@ import torch
 from face_dataset import make_face_dataset
 from realtime.errors import UnveilError
 from trainer import train as training
-from trainer.train import build_network, load_checkpoint, load_config, parse_config, seed_everything, train
+from trainer.train import build_network, load_checkpoint, load_config, open_datasets, parse_config, seed_everything, train
 
 torch.set_num_threads(1)
 
@@ -115,6 +115,9 @@ def test_a_phase_trains_only_its_prefixes(faces, tmp_path):
         (lambda c: c.update(schedule={"name": "sawtooth"}), "unknown schedule 'sawtooth'"),
         (lambda c: c.update(optimiser="sgd"), "unknown keys: optimiser"),
         (lambda c: c.pop("phases"), "phases is missing"),
+        (lambda c: c["data"].update(occlusion={"weights": {}}), "data.occlusion has unknown keys: weights"),
+        (lambda c: c["data"].update(occlusion={"realistic_weights": {"ladder": 1.0}}), "unknown entries"),
+        (lambda c: c["data"].update(occlusion={"clean_fraction": 1.5}), "clean_fraction"),
     ],
 )
 def test_bad_configs_are_refused_with_a_clear_message(faces, change, message):
@@ -229,3 +232,13 @@ def test_a_shipped_config_is_found_by_bare_name_or_file_name(tmp_path, monkeypat
     assert by_name.total_steps == load_config("c2fdan_lite_cpu.json", data_path="data").total_steps
     with pytest.raises(UnveilError, match="shipped configs: .*c2fdan_lite_cpu"):
         load_config("no_such_config")
+
+
+def test_data_occlusion_weights_reach_the_datasets(faces):
+    raw = tiny_config(faces)
+    raw["data"].update(protocol="mix", occlusion={"mix_weights": {"realistic": 1.0},
+                                                  "realistic_weights": {"pole": 1.0}, "clean_fraction": 0.0})
+    _, train_set, _ = open_datasets(parse_config(raw))
+    assert {train_set.example(i)[1].kind for i in range(6)} == {"pole"}
+    _, default_set, _ = open_datasets(parse_config(tiny_config(faces)))
+    assert {default_set.example(i)[1].kind for i in range(6)} == {"rect"}

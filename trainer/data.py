@@ -152,7 +152,7 @@ class OccludedFaces(torch.utils.data.Dataset):
     """
 
     def __init__(self, store: FaceStore, split: str, protocol: str, seed: int = 0, fixed: bool = False,
-                 flip: bool = True, synth: OcclusionSynth | None = None):
+                 flip: bool = True, synth: OcclusionSynth | None = None, synth_options: dict | None = None):
         self.store = store
         self.split = split
         self.items = store.indices(split)
@@ -161,7 +161,7 @@ class OccludedFaces(torch.utils.data.Dataset):
         self.seed, self.fixed, self.flip = seed, fixed, flip
         meta = store.meta
         self.synth = synth or OcclusionSynth(protocol, store.crop_size, seed=seed, template=meta["template"],
-                                             margin=meta["margin"], colour_order="rgb")
+                                             margin=meta["margin"], colour_order="rgb", **(synth_options or {}))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -31,7 +31,8 @@ from realtime.align import template_points
 from realtime.errors import UnveilError
 
 PROTOCOLS: tuple[str, ...] = ("none", "rect", "text", "centre", "irregular", "half", "realistic", "mix", "symmetry")
-REALISTIC_KINDS: tuple[str, ...] = ("hand", "microphone", "face_mask", "sunglasses", "subtitle", "watermark", "texture")
+REALISTIC_KINDS: tuple[str, ...] = ("hand", "microphone", "face_mask", "sunglasses", "subtitle", "watermark", "texture",
+                                     "pole")
 KINDS: tuple[str, ...] = ("rect", "text", "centre", "irregular", "half") + REALISTIC_KINDS + ("none",)
 SIZES: tuple[str, ...] = ("small", "medium", "large")
 FACE_REGIONS: tuple[str, ...] = ("mouth", "nose", "eyes", "outside")
@@ -50,6 +51,7 @@ KIND_POSITIONS: dict[str, tuple[str, ...]] = {
     "subtitle": ("bottom",),
     "watermark": ("random",),
     "texture": FACE_REGIONS,
+    "pole": FACE_REGIONS,
     "none": ("none",),
 }
 
@@ -66,6 +68,7 @@ SYMMETRY_MIX_WEIGHTS: dict[str, float] = {"half": 0.5, "centre": 0.2, "irregular
 MIX_KINDS: tuple[str, ...] = ("rect", "text", "centre", "irregular", "half", "realistic")
 DEFAULT_REALISTIC_WEIGHTS: dict[str, float] = {
     "hand": 0.2, "microphone": 0.1, "face_mask": 0.15, "sunglasses": 0.15, "subtitle": 0.15, "watermark": 0.1, "texture": 0.15,
+    "pole": 0.0,  # opt-in (realistic_weights): the shipped blind-lite was trained before it existed
 }
 # Pixels whose occluder alpha is at or below this stay bit-identical; above it they change and are in the mask.
 ALPHA_THRESHOLD = 0.05
@@ -547,6 +550,39 @@ def paint_hand(size: int, rng: np.random.Generator, *, centre: Sequence[float] |
     noise = 1.0 + 0.06 * (value_noise(size, rng, 8) - 0.5)
     colour = np.clip(tone * (shade * noise)[..., None], 0, 255).astype(np.float32)
     return _soften(alpha, 0.5 * size / 128), colour
+
+
+POLE_COLOURS_RGB: tuple[tuple[int, int, int], ...] = (
+    (80, 70, 60), (40, 40, 42), (140, 110, 80), (190, 190, 195), (235, 235, 230), (110, 60, 40), (60, 80, 110),
+)
+
+
+def paint_pole(size: int, rng: np.random.Generator, *, centre: Sequence[float] | None = None,
+               width: float | None = None, angle: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A long bar across the whole crop: a pole, a door frame, a cable, a stand, an arm passing by.
+
+    centre: a point on its axis (pixels); width: fraction of the crop; angle: degrees from vertical (mostly near
+    vertical, sometimes horizontal). Shaded across its width like a cylinder or a lit edge, sometimes textured."""
+    width = rng.uniform(0.06, 0.25) if width is None else width
+    if angle is None:
+        angle = rng.uniform(-30, 30) + (90.0 if rng.random() < 0.15 else 0.0)
+    centre = np.asarray(rng.uniform(0.3, 0.7, 2) * size if centre is None else centre, np.float64)
+    half = width * size / 2
+    canvas = _HiRes(size)
+    canvas.polygon(_local_to_crop(np.array([[-half, -2.0 * size], [half, -2.0 * size], [half, 2.0 * size],
+                                            [-half, 2.0 * size]]), centre, angle, 1.0))
+    alpha = canvas.alpha()
+    xs, ys = _pixel_grid(size)
+    normal = _rotation(angle) @ np.array([1.0, 0.0])
+    across = np.clip(((xs - centre[0]) * normal[0] + (ys - centre[1]) * normal[1]) / max(half, 1e-3), -1, 1)
+    if rng.random() < 0.2:
+        colour = procedural_texture(size, rng)
+    else:
+        rgb = POLE_COLOURS_RGB[rng.integers(len(POLE_COLOURS_RGB))] if rng.random() < 0.8 else _random_rgb(rng)
+        colour = np.broadcast_to(_jitter_tone(rgb, rng), (size, size, 3)).astype(np.float32)
+    light = rng.uniform(-0.8, 0.8)  # where across the bar the light falls
+    shade = 1.0 + rng.uniform(0.1, 0.5) * (np.exp(-((across - light) ** 2) / 0.15) - 0.4)
+    return alpha, np.clip(colour * shade[..., None], 0, 255).astype(np.float32)
 
 
 def paint_microphone(size: int, rng: np.random.Generator, *, centre: Sequence[float] | None = None,
@@ -1071,6 +1107,9 @@ class OcclusionSynth:
             return paint_sunglasses(s, rng, points5=self.points5, scale=self._scale(rng, 0.85, 1.15, size))
         if kind == "subtitle":
             return paint_subtitle(s, rng, height_ratio=self._scale(rng, 0.05, 0.13, size))
+        if kind == "pole":
+            centre = self._region_centre(rng, position, (0, 0))
+            return paint_pole(s, rng, centre=centre, width=self._scale(rng, 0.06, 0.25, size))
         if kind == "watermark":
             return paint_watermark(s, rng, height_ratio=self._scale(rng, 0.06, 0.18, size))
         if kind == "texture":

@@ -239,7 +239,7 @@ class SequenceFaces(torch.utils.data.Dataset):
     item depend only on (seed, index) (validation), fixed=False draws from torch's global RNG (training)."""
 
     def __init__(self, store, split: str, config: SequenceConfig, protocol: str = "mix", seed: int = 0,
-                 fixed: bool = False, flip: bool = True):
+                 fixed: bool = False, flip: bool = True, synth_options: dict | None = None):
         from trainer.occlusion import OcclusionSynth
 
         self.store, self.config, self.seed, self.fixed, self.flip = store, config, seed, fixed, flip
@@ -248,7 +248,7 @@ class SequenceFaces(torch.utils.data.Dataset):
             raise UnveilError(f"dataset {store.path} has no faces in split {split!r}")
         meta = store.meta
         self.synth = OcclusionSynth(protocol, store.crop_size, seed=seed, template=meta["template"],
-                                    margin=meta["margin"], colour_order="rgb")
+                                    margin=meta["margin"], colour_order="rgb", **(synth_options or {}))
 
     def __len__(self) -> int:
         return len(self.items)

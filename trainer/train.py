@@ -111,6 +111,7 @@ class DataConfig:
     workers: int = 2
     val_size: int = 64
     sequence: Any = None   # trainer.sequence_data.SequenceConfig: train on synthetic sequences (recurrent networks)
+    occlusion: dict = field(default_factory=dict)  # OcclusionSynth weights: mix_weights, realistic_weights, clean_fraction
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ def parse_config(raw: Any, data_path: str | Path | None = None) -> TrainConfig:
         workers=_need(data_raw, "workers", int, "data", 2),
         val_size=_need(data_raw, "val_size", int, "data", 64),
         sequence=sequence,
+        occlusion=occlusion_options(data_raw.get("occlusion", {})),
     )
     if data.batch_size <= 0 or data.workers < 0 or data.val_size <= 0:
         raise UnveilError("config: data.batch_size and data.val_size must be positive, data.workers >= 0")
@@ -299,6 +301,29 @@ def load_config(path: str | Path, data_path: str | Path | None = None) -> TrainC
 # ================================================================================================================
 # Building things from names
 # ================================================================================================================
+
+
+OCCLUSION_OPTIONS = {"mix_weights": dict, "realistic_weights": dict, "clean_fraction": (int, float)}
+
+
+def occlusion_options(raw: Any) -> dict:
+    """data.occlusion: keyword arguments of OcclusionSynth (which checks the kinds and values themselves)."""
+    if not isinstance(raw, dict):
+        raise UnveilError("config: data.occlusion must be an object")
+    unknown = sorted(set(raw) - set(OCCLUSION_OPTIONS))
+    if unknown:
+        raise UnveilError(f"config: data.occlusion has unknown keys: {', '.join(unknown)} "
+                          f"(known: {', '.join(OCCLUSION_OPTIONS)})")
+    for key, kind in OCCLUSION_OPTIONS.items():
+        if key in raw and not isinstance(raw[key], kind):
+            raise UnveilError(f"config: data.occlusion.{key} has the wrong type")
+    from trainer.occlusion import OcclusionSynth
+
+    try:  # the synth checks kind names and values; check them now, not when the datasets are built
+        OcclusionSynth("mix", 64, **raw)
+    except UnveilError as exc:
+        raise UnveilError(f"config: data.occlusion: {exc}") from None
+    return dict(raw)
 
 
 def import_network_modules() -> dict[str, str]:
@@ -454,12 +479,16 @@ def open_datasets(config: TrainConfig):
     if config.data.sequence is not None:
         from trainer.sequence_data import SequenceFaces
 
-        train_set = SequenceFaces(store, "train", config.data.sequence, config.data.protocol, seed=config.seed, fixed=False)
-        val_full = SequenceFaces(store, "val", config.data.sequence, config.data.protocol, seed=config.seed, fixed=True, flip=False)
+        train_set = SequenceFaces(store, "train", config.data.sequence, config.data.protocol, seed=config.seed, fixed=False,
+                                  synth_options=config.data.occlusion)
+        val_full = SequenceFaces(store, "val", config.data.sequence, config.data.protocol, seed=config.seed, fixed=True, flip=False,
+                                 synth_options=config.data.occlusion)
         val_set = torch.utils.data.Subset(val_full, range(min(config.data.val_size, len(val_full))))
         return store, train_set, val_set
-    train_set = OccludedFaces(store, "train", config.data.protocol, seed=config.seed, fixed=False, flip=True)
-    val_full = OccludedFaces(store, "val", config.data.protocol, seed=config.seed, fixed=True, flip=False)
+    train_set = OccludedFaces(store, "train", config.data.protocol, seed=config.seed, fixed=False, flip=True,
+                              synth_options=config.data.occlusion)
+    val_full = OccludedFaces(store, "val", config.data.protocol, seed=config.seed, fixed=True, flip=False,
+                             synth_options=config.data.occlusion)
     if len(train_set) == 0 or len(val_full) == 0:
         raise UnveilError(f"dataset {config.data.path} has an empty train or val split")
     val_set = torch.utils.data.Subset(val_full, range(min(config.data.val_size, len(val_full))))
