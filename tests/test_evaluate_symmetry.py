@@ -129,7 +129,7 @@ def test_figure_columns_show_the_stages(dataset, tmp_path):
     checkpoint = tmp_path / "last.pt"
     config = {"network": {"name": "symmfcnet", "args": {"preset": "lite", "crop_size": SIZE, "width": 4}}}
     torch.save({"model": net.state_dict(), "config": config}, checkpoint)
-    out = es.figure(checkpoint, dataset, tmp_path / "fig6.png", count=3)
+    out = es.figure(es.symmetry_network(checkpoint, ""), dataset, tmp_path / "fig6.png", count=3)
     grid = cv2.imread(str(out))
     tile = SIZE + 4
     assert grid.shape == (18 + 3 * tile, len(es.FIGURE_COLUMNS) * tile, 3)
@@ -151,14 +151,39 @@ def test_figure_columns_show_the_stages(dataset, tmp_path):
                 "config": {"network": {"name": "symmfcnet", "args": {"preset": "lite", "crop_size": SIZE, "width": 4,
                                                                      "use_symmetry": False}}}}, plain)
     with pytest.raises(UnveilError, match="symmetry stage"):
-        es.figure(plain, dataset, tmp_path / "x.png")
+        es.symmetry_network(plain, "")
 
 
 def test_bad_inputs_raise_clear_errors(dataset, models):
     with pytest.raises(UnveilError, match="kind 'symmetry_completion'"):
         run_cli(["--data", str(dataset), "--blind", str(models["blind"]), "--symmetry", str(models["blind"])])
-    with pytest.raises(UnveilError, match="needs --checkpoint"):
-        run_cli(["--data", str(dataset), "--figure", "x.png"])
+    with pytest.raises(UnveilError, match="does not hold symmfcnet weights"):  # the tiny model is no symmfcnet
+        run_cli(["--data", str(dataset), "--blind", str(models["blind"]), "--symmetry", str(models["symmetry"]),
+                 "--limit", "2", "--figure", "x.png"])
     with pytest.raises(UnveilError, match="unknown protocol"):
         run_cli(["--data", str(dataset), "--blind", str(models["blind"]), "--symmetry", str(models["symmetry"]),
                  "--protocol", "halves"])
+
+
+def test_the_torch_network_is_rebuilt_from_the_symmetry_onnx_file(dataset, tmp_path):
+    from exporters.onnx_export import export_network
+
+    torch.manual_seed(0)
+    net = build_symmfcnet("lite", crop_size=SIZE, width=4).eval()
+    path = tmp_path / "symm.onnx"
+    export_network(net, path, exporter="torchscript")
+    rebuilt = es.symmetry_network(None, str(path))
+    image, mask = torch.rand(2, 3, SIZE, SIZE), (torch.rand(2, 1, SIZE, SIZE) > 0.8).float()
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(image, mask)["image"], net(image, mask)["image"], atol=1e-5)
+
+
+def test_stage_one_analysis_with_zero_flow_and_unit_light_is_the_plain_mirror(dataset):
+    torch.manual_seed(0)
+    net = build_symmfcnet("lite", crop_size=SIZE, width=4).eval()  # flow and light heads start at zero
+    result = es.stage_one_analysis(net, dataset, count=5)
+    assert result["faces"] > 0 and 0 < result["one-half share"] <= 1
+    # the one-half part is where the mirror twin is visible: there the warped flip is the mirrored ground truth
+    assert result["warped flip"] == pytest.approx(result["mirror, no flow"], abs=1e-3)
+    assert all(result[row] is not None for row in es.STAGE_ONE_ROWS)
+    assert "| final |" in es.format_stage_one(result)

@@ -13,7 +13,12 @@ Columns: whole-crop PSNR / SSIM, in-hole PSNR / SSIM (trainer.metrics, the train
 consistency (trainer.networks.symmfcnet.symmetry_consistency: mean absolute RGB difference, 0..1, between each
 filled pixel of the face and its mirror twin; lower = more symmetric; the clean faces' own value is the
 'ground truth' reference). A Fig. 6 style grid (input, warped flip, stage-I result, final, ground truth) comes
-from a training checkpoint, whose intermediates the ONNX model does not expose.
+from the torch network: a training checkpoint (--checkpoint), or the symmetry ONNX file's own weights rebuilt into
+symmfcnet (trainer/onnx_weights.py), since the ONNX graph does not expose the intermediates.
+
+Stage-I analysis (--stage-one N): on the one-half part of the holes (pixels whose mirror twin is visible), the
+in-hole PSNR of the mirrored ground truth with no flow, of the warped flip, of the illumination-corrected Stage-I
+fill and of the final output, with the mean flow confidence: how much the symmetry prior itself could give.
 """
 from __future__ import annotations
 
@@ -238,6 +243,8 @@ def markdown_report(report: dict) -> str:
             lines.append("")
     make_default, why = recommend_default({p: r["summary"] for p, r in report["protocols"].items()})
     lines += ["## Runtime default", "", f"blind+symmetry as the default mode: {why}.", ""]
+    if "stage_one" in report:
+        lines += ["## Stage I", "", format_stage_one(report["stage_one"]), ""]
     return "\n".join(lines)
 
 
@@ -250,14 +257,88 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return np.vstack([bar, tile])
 
 
-def figure(checkpoint: Path, data_path: Path, out: Path, protocol: str = "half", count: int = 6, seed: int = 0,
+def symmetry_network(checkpoint: Path | None, symmetry: str) -> torch.nn.Module:
+    """The torch symmfcnet (eval mode) of a training checkpoint, or else rebuilt from the symmetry ONNX file."""
+    from trainer.train import load_generator, warm_start
+
+    if checkpoint is not None:
+        network, _ = load_generator(checkpoint)
+        source = str(checkpoint)
+    else:
+        from realtime.contract import read_contract
+        from realtime.models import resolve_model
+        from trainer.networks.symmfcnet import build_symmfcnet
+        from trainer.onnx_weights import state_dict_from_onnx
+
+        path = resolve_model(symmetry)
+        crop = read_contract(path).crop_size
+        refused = UnveilError(f"{path} does not hold symmfcnet weights; pass its training checkpoint with --checkpoint")
+        try:
+            width = state_dict_from_onnx(path).get("rec_net.enc1.0.bias")
+            if width is None:
+                raise refused
+            network = build_symmfcnet("full" if crop >= 256 else "lite", crop_size=crop, width=int(width.shape[0]))
+            report = warm_start(network, path)
+        except UnveilError:
+            raise refused from None
+        missing = [k for k in report["kept"] if not k.endswith(".u")]  # power-iteration vectors are not weights
+        if missing or report["widened"]:
+            raise UnveilError(f"{path} does not hold a symmfcnet preset's weights (missing {', '.join(missing[:4])}); "
+                              "pass its training checkpoint with --checkpoint")
+        network.eval()
+        source = str(path)
+    if not getattr(network, "use_symmetry", False):
+        raise UnveilError(f"{source} is not a symmetry network with its symmetry stage (network 'symmfcnet')")
+    return network
+
+
+def _psnr_in(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> float:
+    err = float(((a - b) ** 2 * region).sum() / (3 * region.sum()))
+    return 10 * float(np.log10(1.0 / max(err, 1e-10)))
+
+
+STAGE_ONE_ROWS = ("mirror, no flow", "warped flip", "stage I (flip x light)", "final")
+
+
+def stage_one_analysis(network: torch.nn.Module, data_path: Path, count: int = 200, protocol: str = "half",
+                       seed: int = 0, split: str = "val", batch_size: int = 20) -> dict:
+    """Mean in-hole PSNR on the one-half part of each hole (faces with at least 20 such pixels), per fill, and the
+    mean flow confidence there: what the mirrored half is worth before RecNet."""
+    from trainer.networks.symmfcnet import flip_horizontal
+
+    dataset = OccludedFaces(FaceStore(data_path), split, protocol, seed=seed, fixed=True, flip=False)
+    scores: dict[str, list[float]] = {name: [] for name in (*STAGE_ONE_ROWS, "confidence", "one-half share")}
+    for start in range(0, min(count, len(dataset)), batch_size):
+        examples = [dataset.example(i) for i in range(start, min(start + batch_size, count, len(dataset)))]
+        image = torch.stack([image_to_tensor(e[1].image) for e in examples])
+        truth = torch.stack([image_to_tensor(e[0]) for e in examples])
+        mask = torch.stack([torch.from_numpy(e[1].mask[None]) for e in examples])
+        with torch.no_grad():
+            out = network(image, mask)
+        fills = dict(zip(STAGE_ONE_ROWS, (flip_horizontal(truth), out["warped_flip"], out["stage1"], out["image"])))
+        for i in range(len(examples)):
+            region = out["one_half"][i] * mask[i]
+            if float(region.sum()) < 20:
+                continue
+            for name, fill in fills.items():
+                scores[name].append(_psnr_in(fill[i], truth[i], region))
+            scores["confidence"].append(float((out["confidence"][i] * region).sum() / region.sum()))
+            scores["one-half share"].append(float(region.sum() / mask[i].sum()))
+    return {"protocol": protocol, "faces": len(scores["final"]),
+            **{name: (float(np.mean(v)) if v else None) for name, v in scores.items()}}
+
+
+def format_stage_one(result: dict) -> str:
+    lines = [f"Stage I on the one-half part of '{result['protocol']}' holes ({result['faces']} faces; "
+             f"{100 * (result['one-half share'] or 0):.0f} % of the hole on average, mean flow confidence "
+             f"{result['confidence'] or 0:.2f}):", "", "| fill | in-hole PSNR (dB) |", "|---|---|"]
+    lines += [f"| {name} | {_cell(result[name], 2)} |" for name in STAGE_ONE_ROWS]
+    return "\n".join(lines)
+
+
+def figure(network: torch.nn.Module, data_path: Path, out: Path, protocol: str = "half", count: int = 6, seed: int = 0,
            split: str = "val") -> Path:
     """Paper Fig. 6: one face per row; columns input, warped flip, stage-I result, final, ground truth (torch)."""
-    from trainer.train import load_generator
-
-    network, _ = load_generator(checkpoint)
-    if not getattr(network, "use_symmetry", False):
-        raise UnveilError(f"{checkpoint} is not a symmetry network with its symmetry stage (network 'symmfcnet')")
     store = FaceStore(data_path)
     dataset = OccludedFaces(store, split, protocol, seed=seed, fixed=True, flip=False)
     examples = [dataset.example(i) for i in range(min(count, len(dataset)))]
@@ -324,9 +405,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-face", action="store_true", help="also write every face's numbers into --json")
     parser.add_argument("--markdown", type=Path, default=None, metavar="PATH", help="the tables as Markdown")
     parser.add_argument("--figure", type=Path, default=None, metavar="PNG",
-                        help="Fig. 6 grid (input, warped flip, stage I, final, ground truth); needs --checkpoint")
+                        help="Fig. 6 grid (input, warped flip, stage I, final, ground truth)")
+    parser.add_argument("--stage-one", type=int, default=0, metavar="N",
+                        help="Stage-I analysis on the first N one-half holes (what the mirrored half is worth)")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="PT",
-                        help="the symmetry network's training checkpoint, for --figure")
+                        help="the symmetry network's training checkpoint, for --figure / --stage-one "
+                             "(default: the --symmetry ONNX file's weights rebuilt into symmfcnet)")
     parser.add_argument("--figure-faces", type=int, default=6, metavar="N")
     parser.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
     parser.add_argument("--seed", type=int, default=0, help="validation occlusion seed (the training config's seed)")
@@ -334,18 +418,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.figure is not None and args.checkpoint is None:
-        raise UnveilError("--figure needs --checkpoint (the intermediates come from the torch network)")
     torch.set_num_threads(1)  # small metric tensors; onnxruntime has its own threads (see trainer.evaluate.run)
     protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
     config = SymmetryEvalConfig(protocols=protocols, split=args.split, limit=args.limit or None,
                                 provider=args.provider, seed=args.seed, batch_size=args.batch_size)
     report = evaluate(args.data, args.blind, args.symmetry, args.recnet, config)
+    network = symmetry_network(args.checkpoint, args.symmetry) if args.figure or args.stage_one else None
+    if args.stage_one:
+        report["stage_one"] = stage_one_analysis(network, args.data, args.stage_one, seed=args.seed)
     for protocol, result in report["protocols"].items():
         print()
         print(format_table(protocol, result["summary"]))
     print()
     print(f"blind+symmetry as the default mode: {report['default_mode']['why']}")
+    if "stage_one" in report:
+        print()
+        print(format_stage_one(report["stage_one"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         written = report if args.per_face else {**report, "protocols": {
@@ -357,5 +445,5 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.write_text(markdown_report(report))
         print(f"wrote {args.markdown}")
     if args.figure:
-        print(f"wrote {figure(args.checkpoint, args.data, args.figure, seed=args.seed, count=args.figure_faces)}")
+        print(f"wrote {figure(network, args.data, args.figure, seed=args.seed, count=args.figure_faces)}")
     return 0
