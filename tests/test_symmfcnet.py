@@ -310,3 +310,23 @@ def test_shipped_cpu_configs_train_what_their_phases_name(name, tmp_path):
         assert config.total_steps == sum(p.steps for p in twin.phases[1:])
         reconstruction = {(i.name, i.weight) for i in twin.phases[1].losses if not i.name.startswith("symm_")}
         assert all({(i.name, i.weight) for i in p.losses} == reconstruction for p in config.phases)
+
+
+def test_a_guided_recnet_warm_started_from_a_plain_one_starts_as_that_network():
+    from trainer.networks.recurrent import load_matching_weights
+
+    torch.manual_seed(0)
+    plain = tiny().eval()
+    with torch.no_grad():  # a non-trivial flow and light, so the guide is not just the flipped image
+        plain.flow_net.head.weight.normal_(0, 0.3)
+        plain.light_net.head.weight.normal_(0, 0.3)
+    guided = build_symmfcnet("lite", crop_size=SIZE, width=4, rec_guide=True).eval()
+    report = load_matching_weights(guided, plain.state_dict())
+    assert report["widened"] == ["rec_net.enc1.0.weight"]
+    image, mask = torch.rand(2, 3, SIZE, SIZE), (torch.rand(2, 1, SIZE, SIZE) > 0.7).float()
+    with torch.no_grad():
+        assert torch.allclose(guided(image, mask)["image"], plain(image, mask)["image"], atol=1e-6)
+        guided.rec_net.enc1[0].weight[:, -8:].normal_(0, 0.3)  # the guide's channels do reach the output
+        assert not torch.allclose(guided(image, mask)["image"], plain(image, mask)["image"], atol=1e-3)
+    with pytest.raises(UnveilError, match="rec_guide needs the symmetry stage"):
+        build_symmfcnet("lite", crop_size=SIZE, width=4, use_symmetry=False, rec_guide=True)

@@ -267,17 +267,20 @@ def symmetry_network(checkpoint: Path | None, symmetry: str) -> torch.nn.Module:
     else:
         from realtime.contract import read_contract
         from realtime.models import resolve_model
-        from trainer.networks.symmfcnet import build_symmfcnet
+        from trainer.networks.symmfcnet import PRESETS, build_symmfcnet
         from trainer.onnx_weights import state_dict_from_onnx
 
         path = resolve_model(symmetry)
         crop = read_contract(path).crop_size
         refused = UnveilError(f"{path} does not hold symmfcnet weights; pass its training checkpoint with --checkpoint")
         try:
-            width = state_dict_from_onnx(path).get("rec_net.enc1.0.bias")
-            if width is None:
+            state = state_dict_from_onnx(path)
+            if "rec_net.enc1.0.weight" not in state:
                 raise refused
-            network = build_symmfcnet("full" if crop >= 256 else "lite", crop_size=crop, width=int(width.shape[0]))
+            preset = "full" if crop >= 256 else "lite"
+            first = state["rec_net.enc1.0.weight"]  # (width, inputs x unshuffle^2, 3, 3)
+            guided = first.shape[1] > 5 * PRESETS[preset].rec_unshuffle ** 2
+            network = build_symmfcnet(preset, crop_size=crop, width=int(first.shape[0]), rec_guide=guided)
             report = warm_start(network, path)
         except UnveilError:
             raise refused from None

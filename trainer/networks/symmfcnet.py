@@ -77,6 +77,8 @@ class SymmFCNetConfig:
     rec_unshuffle: int = 1   # RecNet works on pixel-unshuffled input (space-to-depth) by this factor: the CPU preset's
                              # way to keep full-resolution output at a quarter of the convolution cost
     flow_limit: float = 0.5  # largest displacement, normalised units (0.5 = a quarter of the crop)
+    rec_guide: bool = False  # beyond the paper: RecNet also sees the illumination-corrected warped flip and the flow
+                             # confidence everywhere, not only where Stage I composited it (one-half holes)
 
 
 PRESETS: dict[str, SymmFCNetConfig] = {
@@ -302,11 +304,15 @@ class RecNet(nn.Module):
     unshuffle > 1: the input is pixel-unshuffled (space-to-depth) and the output pixel-shuffled back, so every
     layer runs at 1/unshuffle resolution while the output keeps full resolution."""
 
-    def __init__(self, width: int, blocks: int, unshuffle: int = 1):
+    GUIDE_CHANNELS = 4  # warped flip x light (RGB) + flow confidence
+
+    def __init__(self, width: int, blocks: int, unshuffle: int = 1, guide: bool = False):
         super().__init__()
         w1, w2, w4 = width, width * 2, width * 4
         self.unshuffle = unshuffle
-        self.enc1 = nn.Sequential(sn_conv(5 * unshuffle ** 2, w1), nn.LeakyReLU(0.2))
+        # guide channels come last, so a guided RecNet warm-starts from a plain one (widened input, zeros)
+        inputs = 5 + (self.GUIDE_CHANNELS if guide else 0)
+        self.enc1 = nn.Sequential(sn_conv(inputs * unshuffle ** 2, w1), nn.LeakyReLU(0.2))
         self.enc2 = nn.Sequential(sn_conv(w1, w2, stride=2), nn.LeakyReLU(0.2))
         self.enc3 = nn.Sequential(sn_conv(w2, w4, stride=2), nn.LeakyReLU(0.2))
         self.blocks = nn.Sequential(*[MultiDilatedResBlock(w4) for _ in range(blocks)])
@@ -317,8 +323,10 @@ class RecNet(nn.Module):
         self.dec1 = nn.Sequential(sn_conv(w1, w1), nn.LeakyReLU(0.2))
         self.out = sn_conv(w1, 3 * unshuffle ** 2)
 
-    def forward(self, stage1: torch.Tensor, s2_mask: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([stage1 * 2 - 1, s2_mask, hole], dim=1)
+    def forward(self, stage1: torch.Tensor, s2_mask: torch.Tensor, hole: torch.Tensor,
+                guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [stage1 * 2 - 1, s2_mask, hole] + ([guide * 2 - 1] if guide is not None else [])
+        x = torch.cat(parts, dim=1)
         e1 = self.enc1(F.pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x)
         e2 = self.enc2(e1)
         y = self.blocks(self.enc3(e2))
@@ -357,7 +365,9 @@ class SymmFCNet(nn.Module):
         self.config = config
         self.crop_size = config.crop_size
         self.use_symmetry = use_symmetry
-        self.rec_net = RecNet(config.width, config.rec_blocks, config.rec_unshuffle)
+        if config.rec_guide and not use_symmetry:
+            raise UnveilError("symmfcnet rec_guide needs the symmetry stage (use_symmetry=true)")
+        self.rec_net = RecNet(config.width, config.rec_blocks, config.rec_unshuffle, guide=config.rec_guide)
         if use_symmetry:
             self.mask_net = SymmetryUNet(4, 1, config.sub_width, config.sub_levels)
             self.flow_net = SymmetryUNet(8, 2, config.sub_width, config.sub_levels)
@@ -404,27 +414,29 @@ class SymmFCNet(nn.Module):
         s2_mask = (masks["both_half"] + one_half * (1 - confidence) + masks["background_hole"]).clamp(0, 1)
         extras = {"warped_flip": warped_flip, "flow": flow, "light": light, "face_mask": face,
                   "confidence": confidence, "one_half": one_half, "both_half": masks["both_half"]}
-        return self.reconstruct(image, hole, stage1, s2_mask, extras)
+        guide = torch.cat([(warped_flip * light).clamp(0, 1), confidence], 1) if self.config.rec_guide else None
+        return self.reconstruct(image, hole, stage1, s2_mask, extras, guide)
 
     def reconstruct(self, image: torch.Tensor, hole: torch.Tensor, stage1: torch.Tensor, s2_mask: torch.Tensor,
-                    extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+                    extras: dict[str, torch.Tensor], guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Stage II. In training, RecNet also sees the flipped inputs (one batched call) for the symmetry loss."""
         if self.training:
             both = self.rec_net(torch.cat([stage1, flip_horizontal(stage1)]),
                                 torch.cat([s2_mask, flip_horizontal(s2_mask)]),
-                                torch.cat([hole, flip_horizontal(hole)]))
+                                torch.cat([hole, flip_horizontal(hole)]),
+                                None if guide is None else torch.cat([guide, flip_horizontal(guide)]))
             n = image.shape[0]
             completion, features, features_flip = both[0][:n], both[1][:n], both[1][n:]
             extras = {**extras, "rec_features": features, "rec_features_flip": features_flip}
         else:
-            completion, _ = self.rec_net(stage1, s2_mask, hole)
+            completion, _ = self.rec_net(stage1, s2_mask, hole, guide)
         final = (1 - hole) * image + hole * completion
         return {"image": final, "completion": completion, "stage1": stage1, "s2_mask": s2_mask, **extras}
 
 
 @NETWORKS.register("symmfcnet")
 def build_symmfcnet(preset: str = "lite", crop_size: int | None = None, width: int | None = None,
-                    use_symmetry: bool = True) -> SymmFCNet:
+                    use_symmetry: bool = True, rec_guide: bool = False) -> SymmFCNet:
     """The registered builder. `width` scales RecNet and, proportionally, the Stage-I sub-networks."""
     if preset not in PRESETS:
         raise UnveilError(f"unknown symmfcnet preset {preset!r} (expected one of {', '.join(PRESETS)})")
@@ -433,7 +445,7 @@ def build_symmfcnet(preset: str = "lite", crop_size: int | None = None, width: i
     config = SymmFCNetConfig(
         crop_size=crop_size or base.crop_size, width=width or base.width, sub_width=sub_width,
         rec_blocks=base.rec_blocks, sub_levels=base.sub_levels, analysis_scale=base.analysis_scale,
-        flow_limit=base.flow_limit, rec_unshuffle=base.rec_unshuffle,
+        flow_limit=base.flow_limit, rec_unshuffle=base.rec_unshuffle, rec_guide=rec_guide,
     )
     if config.width % 2:
         raise UnveilError(f"symmfcnet width must be even, got {config.width}")
