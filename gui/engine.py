@@ -220,7 +220,7 @@ class ViewerEngine(QObject):
         reasons = [r.provider.fallback_reason for r in (pipeline.blind, pipeline.symmetry) if r is not None]
         state = PipelineState(
             models=tuple(str(r.path.name) for r in (pipeline.blind, pipeline.symmetry) if r is not None),
-            mode=config.mode,
+            mode=pipeline.mode if config.mode == pipeline.mode else f"{config.mode} → {pipeline.mode}",
             providers=tuple(pipeline.blind.provider.providers),
             fallback_reason=next((r for r in reasons if r), None),
         )

@@ -28,6 +28,8 @@ def bench(input_spec: str, config: PipelineConfig, max_frames: int = 300) -> dic
         "input": str(input_spec),
         "resolution": f"{info.width}x{info.height}" if info else "",
         "model": pipeline.blind.contract.name or pipeline.blind.path.name,
+        "symmetry_model": (pipeline.symmetry.contract.name or pipeline.symmetry.path.name) if pipeline.symmetry else None,
+        "mode": pipeline.mode,
         "crop_size": pipeline.blind.contract.crop_size,
         "provider": pipeline.blind.provider.providers[0],
         "cpu_cores": os.cpu_count(),
@@ -38,6 +40,7 @@ def bench(input_spec: str, config: PipelineConfig, max_frames: int = 300) -> dic
 def format_table(summary: dict) -> str:
     lines = [
         f"{summary['input']}  {summary['resolution']}  model={summary['model']} ({summary['crop_size']}px)  "
+        f"mode={summary.get('mode', '?')}  "
         f"provider={summary['provider']}  cores={summary['cpu_cores']}",
         f"frames={summary['frames']}  faces={summary['faces']}  throughput={summary['fps']:.1f} fps  "
         f"latency p50={summary['latency_ms']['p50']:.1f} ms  p95={summary['latency_ms']['p95']:.1f} ms",

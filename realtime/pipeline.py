@@ -41,6 +41,11 @@ class Pipeline:
     def stage(self, name: str):
         return next(s for s in self.stages if s.name == name)
 
+    @property
+    def mode(self) -> str:
+        """The mode the pipeline runs ('auto' resolved): blind, symmetry or blind+symmetry."""
+        return self.stage("infer").mode
+
     def close(self) -> None:
         self.stage("detect").detector.close()
 

@@ -182,6 +182,7 @@ def test_a_refused_model_is_reported_and_the_original_is_shown(qapp, make_window
     assert window.current_frame.output is None and not window.current_frame.timings   # passed through
     window.set_pipeline(models=(str(media["model"]),))                                 # no restart needed
     assert wait_until(qapp, lambda: window.engine.pipeline is not None and window.current_frame.timings)
+    assert wait_until(qapp, lambda: "auto → blind" in window.pipeline_label.text())    # the mode auto resolved to
 
 
 def test_sliders_swap_the_running_stage_configs(qapp, make_window):

@@ -106,3 +106,15 @@ def test_a_face_with_nothing_to_fill_skips_the_symmetry_model(tiny):
     assert counting.faces == 1
     assert np.array_equal(faces[0].completed, blind.run([clean]).images[0])
     assert not np.array_equal(faces[1].completed, blind.run([covered]).images[0])
+
+
+def test_the_pipeline_reports_the_mode_auto_resolved_to(tiny):
+    from realtime.pipeline import build_pipeline
+
+    config = PipelineConfig(models=(tiny["blind"], tiny["symmetry"]), provider="cpu")
+    offline, live = build_pipeline(config), build_pipeline(config, live=True)
+    try:
+        assert offline.mode == "blind+symmetry" and live.mode == "blind"  # live auto keeps to one network (speed)
+    finally:
+        offline.close()
+        live.close()
