@@ -160,15 +160,20 @@ def summarize(records: list[dict]) -> dict[str, dict]:
             groups[f"{label}={value}"] = [r for r in occluded if r[label] == value]
     summary = {}
     for name, members in groups.items():
-        entry: dict = {"n": len(members)}
-        for method in METHODS:
-            entry[method] = {}
-            for metric in METRIC_NAMES:
-                values = np.array([r[method][metric] for r in members if metric in r[method]], np.float64)
-                values = values[~np.isnan(values)]
-                entry[method][metric] = float(values.mean()) if len(values) else None
-        summary[name] = entry
+        summary[name] = {"n": len(members), **mean_scores(members, METHODS, METRIC_NAMES)}
     return summary
+
+
+def mean_scores(members: list[dict], methods, metrics) -> dict[str, dict[str, float | None]]:
+    """method -> metric -> mean over the records that have it, NaNs left out (None when none has a value)."""
+    means: dict[str, dict[str, float | None]] = {}
+    for method in methods:
+        means[method] = {}
+        for metric in metrics:
+            values = np.array([r[method][metric] for r in members if metric in r[method]], np.float64)
+            values = values[~np.isnan(values)]
+            means[method][metric] = float(values.mean()) if len(values) else None
+    return means
 
 
 def format_table(protocol: str, summary: dict[str, dict]) -> str:

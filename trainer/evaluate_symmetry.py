@@ -164,14 +164,8 @@ def summarize(records: list[dict]) -> dict[str, dict]:
     rows = [r for r in (*ROWS, "ground_truth") if records and r in records[0]]
     summary = {}
     for name, members in groups.items():
-        entry: dict = {"n": len(members), "blind_mask_iou": float(np.mean([r["blind_mask_iou"] for r in members]))}
-        for row in rows:
-            entry[row] = {}
-            for metric in METRICS:
-                values = np.array([r[row][metric] for r in members if metric in r[row]], np.float64)
-                values = values[~np.isnan(values)]
-                entry[row][metric] = float(values.mean()) if len(values) else None
-        summary[name] = entry
+        summary[name] = {"n": len(members), "blind_mask_iou": float(np.mean([r["blind_mask_iou"] for r in members])),
+                         **ev.mean_scores(members, rows, METRICS)}
     return summary
 
 
