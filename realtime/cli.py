@@ -2,12 +2,17 @@
 so a runtime-only install (no torch) still runs process / live / bench / demo."""
 from __future__ import annotations
 
+import __future__
 import argparse
+import ast
 import importlib
+import importlib.util
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
+from typing import Callable
 
 from realtime.errors import UnveilError
 
@@ -27,12 +32,13 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                    help="shipped model name or .onnx file; repeat for a blind and a symmetry model (default: shipped)")
     p.add_argument("--mode", default="auto", choices=["auto", "blind", "symmetry", "blind+symmetry"],
                    help="auto (default): blind+symmetry when a symmetry model is loaded (shipped or given), else blind")
-    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    p.add_argument("--device-id", type=int, default=0)
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="onnxruntime execution provider (default auto: TensorRT, then CUDA, then CPU, as installed)")
+    p.add_argument("--device-id", type=int, default=0, help="GPU index for cuda / tensorrt (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="onnxruntime intra-op threads (default 1: the stages already run in parallel; 0 = onnxruntime chooses)")
     p.add_argument("--no-temporal", action="store_true", help="turn temporal smoothing off (landmarks and masks)")
-    p.add_argument("--max-faces", type=int, default=4)
+    p.add_argument("--max-faces", type=int, default=4, help="most faces handled per frame, best detections first (default 4)")
 
 
 def pipeline_config(args: argparse.Namespace):
@@ -68,7 +74,8 @@ def cmd_live(args: argparse.Namespace) -> int:
             raise UnveilError(f"the viewer is not available ({exc}); install `unveil[gui]` or use --headless") from None
         return run_viewer(args)
     summary = run_live(args.source, pipeline_config(args), seconds=args.seconds,
-                       width=args.width, height=args.height, fps=args.fps)
+                       width=args.width, height=args.height, fps=args.fps,
+                       status=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -99,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("process", help="remove occlusions from a video file, an image or a folder of images")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("input", help="video file, image, or folder of images")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (same kind as the input) or folder (for a folder of images)")
     p.add_argument("--save-masks", metavar="DIR", help="write the mask of replaced pixels per frame/image as PNG")
     p.add_argument("--stats", metavar="PATH", help="write frames, faces, failed frames, fps and stage latencies as JSON")
     add_pipeline_arguments(p)
@@ -108,24 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("live", help="live occlusion removal from a camera, file or stream")
     p.add_argument("--source", default="0", help="camera index, device path, video file or stream URL")
-    p.add_argument("--headless", action="store_true", help="no window: print fps and capture-to-output latency")
+    p.add_argument("--headless", action="store_true",
+                   help="no window: a status line every second (fps, latency, drops, mode, models), a JSON summary at the end")
     p.add_argument("--seconds", type=float, default=10.0, help="how long to run headless")
-    p.add_argument("--width", type=int)
-    p.add_argument("--height", type=int)
-    p.add_argument("--fps", type=float)
+    p.add_argument("--width", type=int, help="camera capture width in pixels (default: the camera's)")
+    p.add_argument("--height", type=int, help="camera capture height in pixels (default: the camera's)")
+    p.add_argument("--fps", type=float, help="camera capture frame rate (default: the camera's)")
     add_pipeline_arguments(p)
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("bench", help="throughput and per-stage latency on a clip")
-    p.add_argument("input")
+    p.add_argument("input", help="video file (or image / folder of images) to measure on")
     p.add_argument("--frames", type=int, default=300, help="frames to measure at most")
-    p.add_argument("--json", metavar="PATH")
+    p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     add_pipeline_arguments(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="make a short clip of a public-domain face with a moving occluder and clean it")
     p.add_argument("-o", "--out", default="unveil-demo", help="output folder")
-    p.add_argument("--frames", type=int, default=75)
+    p.add_argument("--frames", type=int, default=75, help="length of the clip in frames (default 75)")
     add_pipeline_arguments(p)
     p.set_defaults(func=cmd_demo)
 
@@ -135,20 +144,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def external_add_arguments(module_name: str) -> Callable[[argparse.ArgumentParser], None] | None:
+    """A trainer command's own add_arguments, read without running its module (whose imports need torch): the
+    module-level imports, constants and add_arguments are executed one by one and those that fail are skipped."""
+    spec = importlib.util.find_spec(module_name)
+    source = spec.loader.get_source(module_name) if spec and spec.loader else None
+    if not source:
+        return None
+    namespace: dict = {"__name__": f"{module_name}:help", "__package__": spec.parent}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)) or (
+                isinstance(node, ast.FunctionDef) and node.name == "add_arguments"):
+            code = compile(ast.Module(body=[node], type_ignores=[]), spec.origin or module_name, "exec",
+                           flags=__future__.annotations.compiler_flag, dont_inherit=True)
+            try:
+                exec(code, namespace)  # noqa: S102 - the project's own module, one statement at a time
+            except Exception:  # noqa: BLE001 - e.g. `import torch` without torch: the help does not need it
+                continue
+    return namespace.get("add_arguments")
+
+
+def print_external_help(command: str, missing: str) -> int:
+    """`unveil COMMAND --help` where COMMAND's extras are not installed: its real arguments and what to install."""
+    module_name, help_text = EXTERNAL_COMMANDS[command]
+    sub = argparse.ArgumentParser(prog=f"unveil {command}", description=help_text, epilog=f"Note: {missing}")
+    try:
+        add_arguments = external_add_arguments(module_name)
+        if add_arguments is not None:
+            add_arguments(sub)
+    except Exception:  # noqa: BLE001 - the usage line and the note are still worth showing
+        sub = argparse.ArgumentParser(prog=f"unveil {command}", description=help_text, epilog=f"Note: {missing}")
+    sub.print_help()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     verbose = args.verbose
+    if verbose:  # mediapipe's C++ / TFLite log lines too (realtime.detect keeps them off the terminal otherwise)
+        os.environ["UNVEIL_NATIVE_LOGS"] = "1"
+        os.environ.setdefault("GLOG_minloglevel", "0")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     try:
         if args.func is None:  # trainer / exporter command: its own parser
             try:
                 module = importlib.import_module(args.external)
             except ImportError as exc:
-                raise UnveilError(f"`unveil {args.command}` needs the training extras ({exc.name} is missing): "
-                                  "pip install 'unveil[train]'") from None
-            sub = argparse.ArgumentParser(prog=f"unveil {args.command}")
+                missing = (f"`unveil {args.command}` needs the training extras ({exc.name} is missing): "
+                           "pip install 'unveil[train,cpu]' (or 'unveil[train,gpu]')")
+                if "-h" in rest or "--help" in rest:
+                    return print_external_help(args.command, missing)
+                raise UnveilError(missing) from None
+            sub = argparse.ArgumentParser(prog=f"unveil {args.command}", description=EXTERNAL_COMMANDS[args.command][1])
             module.add_arguments(sub)
             return module.run(sub.parse_args(rest))
         if rest:

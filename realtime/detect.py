@@ -6,10 +6,12 @@ size it handles well. Landmarks come back in frame pixels.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 from dataclasses import dataclass
 from types import TracebackType
-
-import os
 
 # mediapipe's C++ logging (glog/absl) prints warnings meant for its developers to stderr; keep the user's terminal
 # for our own messages unless they ask for more.
@@ -24,6 +26,46 @@ from realtime.errors import UnveilError
 from realtime.frame import Face
 
 MESH_POINT_COUNT = 468
+NATIVE_LOGS_ENV = "UNVEIL_NATIVE_LOGS"  # "1" (set by `unveil -v`): let mediapipe's C++ / TFLite lines through
+
+# The env variables above do not reach the lines mediapipe 0.10 prints (TFLite's "XNNPACK delegate", absl's
+# "inference_feedback_manager" / "landmark_projection_calculator" warnings), written straight to file descriptor 2
+# by graph threads while the models load (after the constructor returns) and when the mesh first finds a face.
+# So file descriptor 2 goes to /dev/null while the graphs are built and warmed up on a blank image, and around
+# mesh calls until the first face; nested / concurrent users share one redirect.
+_quiet_lock = threading.Lock()
+_quiet_users = 0
+_saved_stderr_fd: int | None = None
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Send file descriptor 2 to /dev/null for the duration (Python's own stderr writes included)."""
+    global _quiet_users, _saved_stderr_fd
+    if os.environ.get(NATIVE_LOGS_ENV) == "1":
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_users == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+                _saved_stderr_fd = saved
+            except (OSError, ValueError, AttributeError):  # no fd 2 / a stderr without a file: leave it alone
+                _saved_stderr_fd = None
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0 and _saved_stderr_fd is not None:
+                os.dup2(_saved_stderr_fd, 2)
+                os.close(_saved_stderr_fd)
+                _saved_stderr_fd = None
 
 
 @dataclass(frozen=True)
@@ -66,13 +108,18 @@ class FaceDetector:
             raise UnveilError(f"model_selection must be 0 (short range) or 1 (full range), got {config.model_selection}")
         self.config = config
         self._closed = False
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=config.model_selection, min_detection_confidence=config.min_score
-        )
-        # static_image_mode: every crop is a new image (crops of different faces must not share tracking state).
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=config.min_score
-        )
+        self._mesh_found_face = False  # the mesh logs once more on its first face; see quiet_native_stderr
+        with quiet_native_stderr():
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=config.model_selection, min_detection_confidence=config.min_score
+            )
+            # static_image_mode: every crop is a new image (crops of different faces must not share tracking state).
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=config.min_score
+            )
+            blank = np.zeros((64, 64, 3), np.uint8)  # waits until both graphs have loaded their models (and logged)
+            self._detector.process(blank)
+            self._mesh.process(blank)
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         """All faces in a uint8 BGR frame, best score first; faces whose mesh fails are dropped."""
@@ -104,9 +151,11 @@ class FaceDetector:
         x0, y0, x1, y1 = mesh_crop_bounds(box, self.config.box_expand, rgb.shape[:2])
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
-        result = self._mesh.process(rgb[y0:y1, x0:x1])  # a view: mediapipe copies it into its own frame once
+        with contextlib.nullcontext() if self._mesh_found_face else quiet_native_stderr():
+            result = self._mesh.process(rgb[y0:y1, x0:x1])  # a view: mediapipe copies it into its own frame once
         if not result.multi_face_landmarks:
             return None
+        self._mesh_found_face = True
         points = result.multi_face_landmarks[0].landmark
         normalised = np.array([(p.x, p.y) for p in points[:MESH_POINT_COUNT]], np.float32)
         return normalised * np.array([x1 - x0, y1 - y0], np.float32) + np.array([x0, y0], np.float32)

@@ -113,11 +113,15 @@ def run_stages(
     policy: str = "offline",
     queue_size: int = 2,
     stop: threading.Event | None = None,
+    progress: Callable[[RunStats], None] | None = None,
+    progress_every_s: float = 1.0,
 ) -> RunStats:
     """Pull frames from `frames`, pass each through every stage (one thread per stage), hand results to `sink`.
 
     Returns when the source is exhausted or `stop` is set. An exception in any thread (source, stage or sink)
     stops the run and is re-raised here, so the caller can clean up (e.g. remove a half-written output).
+    `progress`, if given, is called from the calling thread every `progress_every_s` with the stats so far
+    (wall_s and dropped up to date; the lists still grow while the run goes on).
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}")
@@ -182,10 +186,19 @@ def run_stages(
     threads.append(threading.Thread(target=deliver, name="unveil-sink", daemon=True))
     for t in threads:
         t.start()
+    next_report = t_start + progress_every_s
     try:
         for t in threads:
             while t.is_alive():
-                t.join(0.1)
+                t.join(min(0.1, progress_every_s))
+                if progress is not None and time.perf_counter() >= next_report:
+                    stats.wall_s = time.perf_counter() - t_start
+                    stats.dropped = sum(link.dropped for link in links)
+                    try:
+                        progress(stats)
+                    except Exception as exc:  # noqa: BLE001 - stops the run like a stage error would
+                        fail(exc)
+                    next_report = max(next_report + progress_every_s, time.perf_counter() + progress_every_s / 2)
     except KeyboardInterrupt:
         stop.set()
         for t in threads:

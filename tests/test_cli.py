@@ -1,6 +1,7 @@
 """The `unveil` command end to end on real video (PyAV), a real face (mediapipe) and a real ONNX model."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.cli import main
+from realtime.cli import EXTERNAL_COMMANDS, build_parser, main
 from tests.tiny_models import OCCLUDER_BGR, build_blind_model, build_model_without_contract
 from tests.video_clips import AUDIO_RATE, corrupt_packet, stream_packets, video_frame_times, write_tone
 
@@ -159,3 +160,66 @@ def test_live_headless_on_a_file_reports_fps_and_latency(face_clip, model, capsy
     assert 0 < report["frames"] <= 10
     assert report["latency_ms"]["p95"] >= report["latency_ms"]["p50"] > 0
     assert report["fps"] > 0
+    assert report["mode"] and report["models"]  # what ran, besides how fast
+
+
+def test_live_headless_prints_a_status_line_while_it_runs(face_clip, model):
+    from realtime.cli import pipeline_config
+    from realtime.contract import read_contract
+    from realtime.live import run_live
+
+    args = build_parser().parse_args(["live", "--source", str(face_clip), "--headless", "--model", model])
+    lines: list[str] = []
+    summary = run_live(str(face_clip), pipeline_config(args), seconds=5, status=lines.append, status_every_s=0.1)
+    assert len(lines) >= 2, lines  # the 10-frame clip plays for a third of a second
+    assert summary["mode"] and summary["models"] == [read_contract(model).name or Path(model).stem]
+    for line in lines:
+        assert len(line.splitlines()) == 1
+        assert "fps" in line and "latency p50" in line and "dropped" in line
+        assert summary["mode"] in line and summary["models"][0] in line
+
+
+TORCH_COMMANDS = [c for c in ("train", "train-segmenter", "export", "eval", "eval-symmetry") if c in EXTERNAL_COMMANDS]
+
+
+def option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return sorted(s for action in parser._actions for s in (action.option_strings or [action.dest]))
+
+
+def test_help_of_the_training_commands_works_without_torch():
+    """A runtime-only install (no torch, onnx, onnxscript) still shows each command's real arguments; running one
+    says which extra is missing."""
+    import importlib
+
+    expected = {}
+    for command in TORCH_COMMANDS:
+        real = argparse.ArgumentParser()
+        importlib.import_module(EXTERNAL_COMMANDS[command][0]).add_arguments(real)
+        expected[command] = option_strings(real)
+    code = (
+        "import sys\n"
+        "sys.modules.update(dict.fromkeys(['torch', 'onnx', 'onnxscript']))\n"
+        "from realtime.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    for command in TORCH_COMMANDS:
+        shown = subprocess.run([sys.executable, "-c", code, command, "--help"], capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith(f"usage: unveil {command}") and "Traceback" not in shown.stderr
+        for option in expected[command]:
+            if option.startswith("-"):
+                assert option in shown.stdout, (command, option)
+        words = " ".join(shown.stdout.split())  # argparse wraps the note
+        assert "pip install 'unveil[train," in words and "torch is missing" in words
+    ran = subprocess.run([sys.executable, "-c", code, "train", "some-config.json"], capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr
+    assert ran.stderr.startswith("unveil: error:") and "torch is missing" in ran.stderr
+
+
+def test_every_runtime_argument_has_a_help_text():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("process", "live", "bench", "demo"):
+        for action in commands.choices[name]._actions:
+            assert action.help, f"unveil {name}: {action.option_strings or action.dest} has no help"

@@ -1,12 +1,16 @@
 """Face detection + face mesh on a real face (the scikit-image astronaut), alone and twice side by side."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
 
 from realtime.align import five_points_from_mesh
-from realtime.detect import DetectorConfig, FaceDetector, mesh_crop_bounds
+from realtime.detect import NATIVE_LOGS_ENV, DetectorConfig, FaceDetector, mesh_crop_bounds
 from realtime.errors import UnveilError
 
 
@@ -101,3 +105,32 @@ def test_mesh_crop_is_an_expanded_square_clipped_to_the_frame() -> None:
     assert mesh_crop_bounds(box, 0.5, (480, 640)) == (90, 80, 150, 140)
     x0, y0, x1, y1 = mesh_crop_bounds(np.array([0, 0, 40, 40], np.float32), 1.0, (50, 60))
     assert (x0, y0) == (0, 0) and x1 <= 60 and y1 <= 50
+
+
+QUIET_RUN = """
+import sys, cv2, skimage.data
+from realtime.detect import FaceDetector
+image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+print("before", file=sys.stderr, flush=True)
+detector = FaceDetector()
+faces = [len(detector.detect(image)) for _ in range(3)]
+detector.close()
+print("after", faces, file=sys.stderr, flush=True)
+"""
+
+
+def native_stderr_of_a_detector_run(env_extra: dict[str, str]) -> list[str]:
+    """stderr lines between our own two markers, with mediapipe's C++ / TFLite logging at its defaults."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL", NATIVE_LOGS_ENV)}
+    result = subprocess.run([sys.executable, "-c", QUIET_RUN], capture_output=True, text=True, timeout=180,
+                            env={**env, **env_extra})
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert "before" in lines and "after [1, 1, 1]" in lines, result.stderr  # our own stderr is never swallowed
+    return lines[lines.index("before") + 1:lines.index("after [1, 1, 1]")]
+
+
+def test_mediapipe_native_log_lines_stay_off_stderr_unless_asked_for():
+    assert native_stderr_of_a_detector_run({}) == []
+    # the lines exist (so the check above means something) and `unveil -v` lets them through
+    assert native_stderr_of_a_detector_run({NATIVE_LOGS_ENV: "1"})

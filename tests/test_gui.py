@@ -3,6 +3,8 @@ tiny blind model, real mediapipe and real onnxruntime. No camera is needed: a mi
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -14,11 +16,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PyQt6.QtWidgets")
-from PyQt6.QtCore import QSettings, Qt  # noqa: E402
+from PyQt6.QtCore import QLibraryInfo, QSettings, Qt  # noqa: E402
 from PyQt6.QtTest import QTest  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from gui.app import initial_settings  # noqa: E402
+from gui.app import initial_settings, missing_display, use_pyqt_plugins  # noqa: E402
 from gui.cameras import candidate_indices  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.overlay import GAP_PX, ViewOptions, compose_view  # noqa: E402
@@ -355,3 +357,44 @@ def test_camera_probing_opens_only_existing_video_devices_on_linux(tmp_path):
     (tmp_path / "video12").touch()                          # beyond the probed range
     assert candidate_indices(10, tmp_path, "linux") == [0, 2]
     assert candidate_indices(3, tmp_path, "win32") == [0, 1, 2]
+
+
+@pytest.mark.parametrize("env, reason_expected", [
+    ({}, True),
+    ({"DISPLAY": ":0"}, False),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, False),
+    ({"QT_QPA_PLATFORM": "offscreen"}, False),
+    ({"QT_QPA_PLATFORM": "minimal"}, False),
+    ({"QT_QPA_PLATFORM": "xcb"}, True),
+    ({"QT_QPA_PLATFORM": "xcb", "DISPLAY": ":1"}, False),
+    ({"QT_QPA_PLATFORM": "wayland", "DISPLAY": ":1"}, True),
+    ({"QT_QPA_PLATFORM": "wayland;xcb", "DISPLAY": ":1"}, False),
+])
+def test_missing_display_is_found_before_qt_starts(env, reason_expected):
+    reason = missing_display(env, platform="linux")
+    assert bool(reason) == reason_expected
+    if reason:
+        assert "--headless" in reason and "\n" not in reason
+    assert missing_display({}, platform="darwin") is None and missing_display({}, platform="win32") is None
+
+
+def test_live_without_a_display_says_headless_instead_of_aborting():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "realtime.cli", "live", "--source", "57"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr  # not 134 (SIGABRT from Qt's platform plugin)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("unveil: error:")]
+    assert len(errors) == 1 and "--headless" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and "qt.qpa" not in result.stderr
+
+
+def test_the_viewer_loads_pyqt_plugins_not_opencvs():
+    cv2_plugins = str(Path(cv2.__file__).parent / "qt" / "plugins")
+    env = {"QT_QPA_PLATFORM_PLUGIN_PATH": cv2_plugins, "QT_QPA_FONTDIR": str(Path(cv2.__file__).parent / "qt" / "fonts"),
+           "QT_PLUGIN_PATH": os.pathsep.join([cv2_plugins, "/opt/my-qt6-plugins"])}
+    use_pyqt_plugins(env)
+    pyqt_plugins = QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)
+    platforms = Path(env["QT_QPA_PLATFORM_PLUGIN_PATH"])
+    assert platforms == Path(pyqt_plugins) / "platforms" and any(platforms.glob("*offscreen*"))
+    assert env["QT_PLUGIN_PATH"] == "/opt/my-qt6-plugins" and "QT_QPA_FONTDIR" not in env
+    assert not any("cv2" in value for value in env.values())

@@ -96,3 +96,28 @@ def test_stop_event_ends_a_live_run():
 
     stats = run_stages(endless(), [SlowStage("s", 0.001)], lambda f: None, policy="live", stop=stop)
     assert time.perf_counter() - t0 < 2.0 and stats.frames > 0
+
+
+def test_progress_reports_the_running_stats_from_the_calling_thread():
+    reports: list[tuple[int, float, int, str]] = []
+
+    def progress(stats):
+        reports.append((stats.frames, stats.wall_s, stats.dropped, threading.current_thread().name))
+
+    # 60 frames every 5 ms through a 20 ms stage under the live policy: ~0.3 s, frames dropped on the way
+    stats = run_stages(frames(60, delay=0.005), [SlowStage("slow", 0.02)], lambda f: None, policy="live",
+                       progress=progress, progress_every_s=0.05)
+    assert len(reports) >= 3
+    assert {name for *_, name in reports} == {threading.current_thread().name}
+    counts, walls, drops = [r[0] for r in reports], [r[1] for r in reports], [r[2] for r in reports]
+    assert counts == sorted(counts) and walls == sorted(walls) and drops == sorted(drops)
+    assert counts[-1] <= stats.frames and drops[-1] <= stats.dropped and max(drops) > 0
+
+
+def test_a_failing_progress_callback_stops_the_run_and_is_raised():
+    def progress(stats):
+        raise RuntimeError("progress broke")
+
+    with pytest.raises(RuntimeError, match="progress broke"):
+        run_stages(frames(200, delay=0.005), [SlowStage("s", 0.0)], lambda f: None, policy="live",
+                   progress=progress, progress_every_s=0.05)
