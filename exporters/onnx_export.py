@@ -90,7 +90,8 @@ def output_names(network: nn.Module) -> dict[str, str]:
             for role in network.output_roles}
 
 
-def network_contract(network: nn.Module, *, name: str = "", margin: float = 0.15, template: str = "unveil5") -> ModelContract:
+def network_contract(network: nn.Module, *, name: str = "", margin: float = 0.15, template: str = "unveil5",
+                     threshold: float | None = None) -> ModelContract:
     outputs = output_names(network)
     recurrent = getattr(network, "recurrent", {})
     for state, role in recurrent.items():
@@ -105,6 +106,7 @@ def network_contract(network: nn.Module, *, name: str = "", margin: float = 0.15
         recurrent={state: outputs[role] for state, role in recurrent.items()},
         template=template,
         margin=float(margin),
+        threshold=None if threshold is None else float(threshold),
         name=name,
     )
     contract.validate()
@@ -204,6 +206,7 @@ def export_with_report(
     name: str = "",
     margin: float = 0.15,
     template: str = "unveil5",
+    threshold: float | None = None,
     tolerance: float | None = None,
     parity: bool = True,
     exporter: str = "auto",
@@ -212,7 +215,7 @@ def export_with_report(
     if not path.parent.is_dir():
         raise UnveilError(f"output folder does not exist: {path.parent}")
     network = network.eval()
-    contract = network_contract(network, name=name, margin=margin, template=template)
+    contract = network_contract(network, name=name, margin=margin, template=template, threshold=threshold)
     # The exported copy may be converted to half; the original stays float32 as the parity reference.
     module = RoleOutputs(copy.deepcopy(network).float(), half=fp16).eval()
     with torch.no_grad():

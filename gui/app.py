@@ -74,8 +74,12 @@ def initial_settings(saved: ViewerSettings, args: argparse.Namespace) -> ViewerS
         changes["source"] = source
     if getattr(args, "model", None):
         changes["models"] = tuple(args.model)
-    if getattr(args, "mode", "auto") != "auto":  # the CLI default leaves the viewer's own setting
-        changes["mode"] = args.mode
+    if getattr(args, "network", "auto") != "auto":  # the CLI default leaves the viewer's own setting
+        changes["mode"] = args.network
+    if getattr(args, "threshold", None) is not None:
+        changes["threshold"] = args.threshold
+    if getattr(args, "reference", None):
+        changes["reference"] = args.reference
     if getattr(args, "provider", "auto") != "auto":
         changes["provider"] = args.provider
     if getattr(args, "no_temporal", False):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from PyQt6.QtCore import QObject, pyqtSignal
@@ -44,6 +44,14 @@ class FrameSlot:
         with self._lock:
             frame, self._frame = self._frame, None
             return frame
+
+
+def apply_tuning(pipeline: Pipeline, config: PipelineConfig) -> None:
+    """Find and fill settings that apply on the next frame without rebuilding (threshold, persistence, feather).
+    The fill order stays the pipeline's own (it knows whether a network can paint)."""
+    pipeline.stage("find").config = config.find
+    fill = pipeline.stage("fill")
+    fill.config = replace(config.fill, order=fill.config.order)
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class ViewerEngine(QObject):
             self._interrupt()
 
     def set_config(self, config: PipelineConfig) -> None:
-        """Swap blend/temporal/track settings into the running stages now; rebuild for model/provider changes."""
+        """Swap find/fill/track settings into the running stages now; rebuild for model/provider changes."""
         with self._lock:
             rebuild = needs_rebuild(self.config, config)
             self.config = config
@@ -110,12 +118,23 @@ class ViewerEngine(QObject):
                 return
             pipeline = self.pipeline
         if pipeline is not None:
-            pipeline.stage("blend").config = config.blend
-            pipeline.stage("infer").region = config.blend  # the symmetry model fills what the blend pastes
-            pipeline.stage("temporal").config = config.temporal
+            apply_tuning(pipeline, config)
             tracker = pipeline.stage("track").tracker
             tracker.config = config.tracker
         self.refresh()
+
+    def remember_face(self) -> bool:
+        """Store the faces of the next frame in the face memory; False when no pipeline is running."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return False
+        pipeline.stage("fill").request_remember()
+        self.refresh()
+        return True
+
+    def memory_summary(self) -> str:
+        pipeline = self.pipeline
+        return pipeline.stage("fill").memory_summary() if pipeline is not None else "memory: no model loaded"
 
     def refresh(self) -> None:
         """Process the current frame again where the feed is paused or still (image), so changes show."""
@@ -217,19 +236,17 @@ class ViewerEngine(QObject):
             self.error.emit(f"{exc} — showing the original picture")
             self.pipeline_ready.emit(None)
             return
-        reasons = [r.provider.fallback_reason for r in (pipeline.blind, pipeline.symmetry) if r is not None]
+        reasons = [r.provider.fallback_reason for r in pipeline.runners]
         state = PipelineState(
-            models=tuple(str(r.path.name) for r in (pipeline.blind, pipeline.symmetry) if r is not None),
-            mode=pipeline.mode if config.mode == pipeline.mode else f"{config.mode} → {pipeline.mode}",
-            providers=tuple(pipeline.blind.provider.providers),
+            models=tuple(str(r.path.name) for r in pipeline.runners),
+            mode=f"{config.network} → {pipeline.mode}",
+            providers=tuple(pipeline.finder.provider.providers),
             fallback_reason=next((r for r in reasons if r), None),
         )
         with self._lock:
             self.pipeline = pipeline
             latest = self.config   # tuning that changed while building applies now
-        pipeline.stage("blend").config = latest.blend
-        pipeline.stage("infer").region = latest.blend
-        pipeline.stage("temporal").config = latest.temporal
+        apply_tuning(pipeline, latest)
         self.pipeline_ready.emit(state)
         self.refresh()
 

@@ -40,7 +40,7 @@ SHORTCUTS_HELP = """
 <b>Playback</b>: Space play/pause · → step one frame · ← back one second · Home restart<br>
 <b>View</b>: C compare mode · M occlusion mask · B face boxes · L landmarks · F11 full screen<br>
 <b>Adjust</b>: [ ] mask threshold · ; ' temporal smoothing · - = feathering<br>
-<b>Model</b>: Ctrl+L load model · Ctrl+1–4 mode · P next provider<br>
+<b>Model</b>: Ctrl+L load model · Ctrl+1–4 network filler · P next provider · K remember this face<br>
 <b>Output</b>: R record · S snapshot · V virtual camera · Ctrl+Shift+O output folder<br>
 Esc dismiss the error banner · F1 this help · Ctrl+Q quit
 """
@@ -132,7 +132,8 @@ class MainWindow(QMainWindow):
         self.act_feather = (a("Feather down", ["-"], lambda: self.nudge("feather", -0.01)),
                             a("Feather up", ["="], lambda: self.nudge("feather", 0.01)))
         self.act_load_model = a("&Load model…", ["Ctrl+L"], self.choose_model)
-        self.act_modes = [a(f"Mode: {m}", [f"Ctrl+{i + 1}"], lambda _=False, m=m: self.set_pipeline(mode=m))
+        self.act_remember = a("Re&member this face", ["K"], self.remember_face)
+        self.act_modes = [a(f"Network: {m}", [f"Ctrl+{i + 1}"], lambda _=False, m=m: self.set_pipeline(mode=m))
                           for i, m in enumerate(MODES)]
         self.act_provider = a("Next execution &provider", ["P"], self.cycle_provider)
         self.act_record = a("&Record", ["R"], self.set_recording, checkable=True)
@@ -158,8 +159,8 @@ class MainWindow(QMainWindow):
         for action in (self.act_compare, self.act_mask, self.act_faces, self.act_landmarks, self.act_fullscreen):
             view_menu.addAction(action)
         model_menu = menus.addMenu("&Model")
-        for action in (*self.act_modes, self.act_provider, *self.act_threshold, *self.act_smoothing,
-                       *self.act_feather):
+        for action in (self.act_remember, *self.act_modes, self.act_provider, *self.act_threshold,
+                       *self.act_smoothing, *self.act_feather):
             model_menu.addAction(action)
         output_menu = menus.addMenu("&Output")
         for action in (self.act_record, self.act_snapshot, self.act_vcam, self.act_output_dir):
@@ -284,12 +285,11 @@ class MainWindow(QMainWindow):
         self.mode_combo = QComboBox()
         self.mode_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.mode_combo.addItems(MODES)
-        self.mode_combo.setToolTip("auto: blind+symmetry when a symmetry model is loaded, else blind · blind: one "
-                                   "network finds and fills · symmetry: the blind network finds, the symmetry network "
-                                   "fills from the mirrored half · blind+symmetry: the symmetry network refines the "
-                                   "blind completion · Ctrl+1–4")
+        self.mode_combo.setToolTip("Which network paints what the face memory and the mirrored half cannot: auto "
+                                   "(the symmetry model when loaded, else a blind model's own fill) · symmetry · "
+                                   "blind · none (classical inpainting only) · Ctrl+1–4")
         self.mode_combo.activated.connect(lambda i: self.set_pipeline(mode=MODES[i]))
-        form.addRow("Mode", self.mode_combo)
+        form.addRow("Network", self.mode_combo)
         self.provider_combo = QComboBox()
         self.provider_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.provider_combo.addItems(PROVIDERS)
@@ -298,6 +298,10 @@ class MainWindow(QMainWindow):
         self.provider_combo.activated.connect(lambda i: self.set_pipeline(provider=PROVIDERS[i]))
         form.addRow("Provider", self.provider_combo)
         self.pipeline_label = hint("Loading model…")
+        form.addRow(self._button("Remember this face", "Store the face as it is now in the face memory: occlusions "
+                                 "that come later are filled with it (K)", self.remember_face))
+        self.memory_label = hint("memory: empty")
+        form.addRow(self.memory_label)
         form.addRow(self.pipeline_label)
         return box
 
@@ -316,17 +320,20 @@ class MainWindow(QMainWindow):
     def _adjust_group(self) -> QGroupBox:
         box = QGroupBox("Adjust")
         form = QFormLayout(box)
-        self.threshold_slider = slider(1, 99, 50)
+        self.threshold_slider = slider(0, 99, 0)
         self.threshold_value = self._slider_row(form, "Mask threshold", "Occlusion probability above which a "
-                                                "pixel is replaced ([ and ])", self.threshold_slider)
+                                                "face pixel is replaced; 0 = the model's calibrated threshold "
+                                                "([ and ])", self.threshold_slider)
         self.threshold_slider.valueChanged.connect(lambda v: self.set_tuning(threshold=v / 100))
         self.smoothing_slider = slider(0, 100, 50)
-        self.smoothing_value = self._slider_row(form, "Smoothing", "Temporal smoothing of the mask per tracked "
-                                                "face; 0 = off (; and ')", self.smoothing_slider)
+        self.smoothing_value = self._slider_row(form, "Persistence", "How an occlusion persists per tracked "
+                                                "face: 0 = every frame decides alone; more holds it on longer "
+                                                "(; and ')", self.smoothing_slider)
         self.smoothing_slider.valueChanged.connect(lambda v: self.set_tuning(smoothing=v / 100))
-        self.feather_slider = slider(0, 100, 30)
-        self.feather_value = self._slider_row(form, "Feathering", "Soft edge of the pasted region, as a share "
-                                              "of the face crop (- and =)", self.feather_slider)
+        self.feather_slider = slider(0, 100, 12)
+        self.feather_value = self._slider_row(form, "Feathering", "Soft edge outside the filled region, as a "
+                                              "share of the face crop; never beyond the face (- and =)",
+                                              self.feather_slider)
         self.feather_slider.valueChanged.connect(lambda v: self.set_tuning(feather=v / 1000))
         return box
 
@@ -443,7 +450,7 @@ class MainWindow(QMainWindow):
 
     def _show_tuning_values(self) -> None:
         s = self.settings
-        self.threshold_value.setText(f"{s.threshold:.2f}")
+        self.threshold_value.setText(f"{s.threshold:.2f}" if s.threshold > 0 else "model")
         self.smoothing_value.setText("off" if s.smoothing <= 0 else f"{s.smoothing:.0%}")
         self.feather_value.setText(f"{s.feather:.3f}")
 
@@ -635,6 +642,13 @@ class MainWindow(QMainWindow):
         self.fps_label.setText(f"{snap.fps:.1f} fps")
         self.latency_label.setText(f"latency p50 {snap.latency_p50_ms:.0f} ms · p95 {snap.latency_p95_ms:.0f} ms")
         self.stages_label.setText(format_stage_times(snap.stage_ms))
+        self.memory_label.setText(self.engine.memory_summary())
+
+    def remember_face(self) -> None:
+        if self.engine.remember_face():
+            self.statusBar().showMessage("The face will be remembered from the next frame", 3000)
+        else:
+            self.statusBar().showMessage("No model is running: nothing to remember", 3000)
 
     def toggle_fullscreen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()

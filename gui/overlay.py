@@ -12,6 +12,8 @@ from realtime.frame import Frame
 COMPARE_MODES = ("side_by_side", "split", "result")
 COMPARE_LABELS = {"side_by_side": "Side by side", "split": "Split slider", "result": "Result only"}
 MASK_TINT_BGR = np.array([255, 80, 200], np.float32)   # violet: reads well over skin and most occluders
+# which filler made a pixel (realtime.fill.FILLERS order): memory green, mirror blue, network violet, inpaint yellow
+FILLER_TINT_BGR = np.array([[0, 0, 0], [90, 200, 60], [230, 150, 40], [255, 80, 200], [40, 210, 240]], np.float32)
 BOX_BGR = (80, 220, 120)
 LANDMARK_BGR = (255, 200, 0)
 GAP_PX = 6
@@ -39,6 +41,21 @@ def tint_mask(canvas: np.ndarray, replaced: np.ndarray | None, strength: float =
     roi[where] = (roi[where].astype(np.float32) * (1 - strength) + MASK_TINT_BGR * strength).astype(np.uint8)
 
 
+def tint_fillers(canvas: np.ndarray, frame: Frame, strength: float = 0.5) -> None:
+    """Tint each replaced pixel by the filler that made it (memory, mirror, network, inpaint)."""
+    for face in frame.faces:
+        fill = face.fill
+        if fill is None:
+            continue
+        x0, y0, x1, y1 = fill.box
+        roi = canvas[y0:y1, x0:x1]
+        where = (fill.weight > 0) & (fill.source > 0)
+        if frame.replaced is not None:
+            where &= frame.replaced[y0:y1, x0:x1] > 0
+        tint = FILLER_TINT_BGR[fill.source[where]]
+        roi[where] = (roi[where].astype(np.float32) * (1 - strength) + tint * strength).astype(np.uint8)
+
+
 def draw_faces(canvas: np.ndarray, frame: Frame) -> None:
     scale = max(1, round(max(canvas.shape[:2]) / 640))
     for face in frame.faces:
@@ -64,7 +81,10 @@ def draw_landmarks(canvas: np.ndarray, frame: Frame) -> None:
 def decorate(pane: np.ndarray, frame: Frame, options: ViewOptions, with_mask: bool) -> None:
     """Draw the chosen overlays into `pane` (a view into the output canvas) in place."""
     if with_mask and options.show_mask:
-        tint_mask(pane, frame.replaced)
+        if any(face.fill is not None for face in frame.faces):
+            tint_fillers(pane, frame)
+        else:
+            tint_mask(pane, frame.replaced)
     if options.show_faces:
         draw_faces(pane, frame)
     if options.show_landmarks:

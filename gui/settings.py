@@ -6,11 +6,12 @@ from pathlib import Path
 
 from PyQt6.QtCore import QSettings
 
-from realtime.blend import BlendConfig
+from realtime.choices import NETWORK_FILLERS
+from realtime.fill import FillConfig
+from realtime.find import FindConfig
 from realtime.pipeline import PipelineConfig
-from realtime.temporal import TemporalConfig
 
-MODES = ("auto", "blind", "symmetry", "blind+symmetry")  # auto: blind+symmetry when a symmetry model is loaded
+MODES = NETWORK_FILLERS  # which network paints what memory and the mirrored half cannot
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
@@ -20,9 +21,10 @@ class ViewerSettings:
     models: tuple[str, ...] = ()
     mode: str = "auto"
     provider: str = "auto"
-    threshold: float = 0.5          # blend: mask probability that counts as occluded
-    smoothing: float = 0.5          # temporal: 0 = off, 1 = strongest
-    feather: float = 0.03           # blend: soft edge as a fraction of the crop
+    threshold: float = 0.0          # find: probability that counts as covered; 0 = the model's calibrated threshold
+    smoothing: float = 0.5          # find: mask persistence per track; 0 = every frame on its own, 1 = longest hold
+    feather: float = 0.012          # fill: soft edge outside the occlusion, as a fraction of the face crop
+    reference: str = ""             # a clean photo of the person that seeds the face memory
     compare: str = "side_by_side"
     split: float = 0.5
     show_mask: bool = False
@@ -65,25 +67,28 @@ def save_settings(store: QSettings, settings: ViewerSettings) -> None:
         store.setValue(f.name, list(value) if isinstance(value, tuple) else value)
 
 
-def temporal_config(base: TemporalConfig, smoothing: float) -> TemporalConfig:
-    """Smoothing strength s in [0, 1]: off at 0; the newest mask's weight falls from 1 to 0.1 as s grows."""
+def find_config(base: FindConfig, threshold: float, smoothing: float) -> FindConfig:
+    """Threshold 0 = the model's own; smoothing s in [0, 1]: 0 decides every frame alone, more holds an occlusion
+    on longer as the finder weakens (hysteresis from 0.9 down to 0.4 of the threshold)."""
     s = min(max(smoothing, 0.0), 1.0)
-    return replace(base, enabled=s > 0.0, mask_ema=1.0 - 0.9 * s)
+    return replace(base, threshold=min(max(threshold, 0.01), 0.99) if threshold > 0 else None,
+                   persist_frames=2 if s > 0 else 1, off_ratio=0.9 - 0.5 * s)
 
 
-def blend_config(base: BlendConfig, threshold: float, feather: float) -> BlendConfig:
-    return replace(base, threshold=min(max(threshold, 0.01), 0.99), feather=max(feather, 0.0))
+def fill_config(base: FillConfig, feather: float) -> FillConfig:
+    return replace(base, feather=max(feather, 0.0))
 
 
 def pipeline_config(base: PipelineConfig, settings: ViewerSettings) -> PipelineConfig:
-    return replace(base, models=tuple(settings.models), mode=settings.mode, provider=settings.provider,
-                   temporal=temporal_config(base.temporal, settings.smoothing),
-                   blend=blend_config(base.blend, settings.threshold, settings.feather))
+    return replace(base, models=tuple(settings.models), network=settings.mode, provider=settings.provider,
+                   reference=settings.reference or base.reference,
+                   find=find_config(base.find, settings.threshold, settings.smoothing),
+                   fill=fill_config(base.fill, settings.feather))
 
 
 def needs_rebuild(old: PipelineConfig | None, new: PipelineConfig) -> bool:
-    """Models, mode, provider, threads or detector changed: the pipeline must be built again (in the worker)."""
+    """Models, network filler, provider, threads, detector or reference photo changed: the pipeline must be built again (in the worker)."""
     if old is None:
         return True
-    keys = ("models", "mode", "provider", "device_id", "threads", "detector")
+    keys = ("models", "network", "provider", "device_id", "threads", "detector", "reference")
     return any(getattr(old, key) != getattr(new, key) for key in keys)

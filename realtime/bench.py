@@ -27,11 +27,13 @@ def bench(input_spec: str, config: PipelineConfig, max_frames: int = 300) -> dic
     summary.update({
         "input": str(input_spec),
         "resolution": f"{info.width}x{info.height}" if info else "",
-        "model": pipeline.blind.contract.name or pipeline.blind.path.name,
-        "symmetry_model": (pipeline.symmetry.contract.name or pipeline.symmetry.path.name) if pipeline.symmetry else None,
+        "model": pipeline.finder.contract.name or pipeline.finder.path.name,
+        "network_model": (pipeline.network.contract.name or pipeline.network.path.name) if pipeline.network else None,
         "mode": pipeline.mode,
-        "crop_size": pipeline.blind.contract.crop_size,
-        "provider": pipeline.blind.provider.providers[0],
+        "crop_size": pipeline.finder.contract.crop_size,
+        "provider": pipeline.finder.provider.providers[0],
+        "filled_pixels": pipeline.stage("fill").filled_pixels(),
+        "memory_mib": pipeline.stage("fill").memory_bytes() / 2**20,
         "cpu_cores": os.cpu_count(),
     })
     return summary

@@ -14,7 +14,9 @@ from realtime.errors import ModelContractError
 METADATA_KEY = "unveil_contract"
 CONTRACT_VERSION = 1
 
-KINDS = ("blind_completion", "symmetry_completion", "completion_sr", "symmetrization")
+KINDS = ("blind_completion", "symmetry_completion", "completion_sr", "symmetrization", "occlusion_mask")
+# kinds that only find (a mask out, no image out)
+MASK_KINDS = ("occlusion_mask",)
 # Tensor roles the runtime knows how to feed and read. Any model input must have one of these roles.
 INPUT_ROLES = ("image", "mask")
 OUTPUT_ROLES = ("image", "mask", "coarse")
@@ -35,6 +37,9 @@ class ModelContract:
     # Recurrent state: input tensor name -> output tensor name fed back on the next frame of the same track.
     recurrent: dict[str, str] = field(default_factory=dict)
     output_scale: int = 1                    # completion + super-resolution models return crop_size * scale
+    # occlusion_mask models: the probability at which a crop pixel counts as covered, calibrated on clean validation
+    # faces (trainer.train_segmenter); the runtime uses it unless the user overrides it
+    threshold: float | None = None
     name: str = ""
     version: int = CONTRACT_VERSION
 
@@ -85,8 +90,15 @@ class ModelContract:
         for role in self.outputs:
             if role not in OUTPUT_ROLES:
                 raise ModelContractError(f"unknown output role {role!r} (expected {', '.join(OUTPUT_ROLES)})")
-        if "image" not in self.inputs or "image" not in self.outputs:
-            raise ModelContractError("model contract must name an 'image' input and an 'image' output")
+        if "image" not in self.inputs:
+            raise ModelContractError("model contract must name an 'image' input")
+        if self.kind in MASK_KINDS:
+            if "mask" not in self.outputs:
+                raise ModelContractError(f"an {self.kind} model must output its 'mask'")
+            if self.threshold is None or not 0.0 < float(self.threshold) < 1.0:
+                raise ModelContractError(f"an {self.kind} model must declare a threshold in (0, 1), got {self.threshold!r}")
+        elif "image" not in self.outputs:
+            raise ModelContractError("model contract must name an 'image' output")
         if self.kind == "blind_completion" and "mask" not in self.outputs:
             raise ModelContractError("a blind_completion model must output its predicted 'mask'")
         if self.kind == "symmetry_completion" and "mask" not in self.inputs:

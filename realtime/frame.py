@@ -13,6 +13,16 @@ import numpy as np
 
 
 @dataclass
+class FaceFill:
+    """What the fill stage made for one face, in frame pixels over `box`; the blend pastes it."""
+
+    box: tuple[int, int, int, int]       # x0, y0, x1, y1 in the frame
+    image: np.ndarray                    # (h, w, 3) uint8 the face with its occlusion filled
+    weight: np.ndarray                   # (h, w) float32 paste weight in [0, 1]; 0 outside the face oval
+    source: np.ndarray                   # (h, w) uint8 which filler made each pixel (realtime.fill.FILLERS)
+
+
+@dataclass
 class Face:
     """One face in one frame. Images are uint8 BGR (OpenCV order); masks are float32 in [0, 1], 1 = occluded."""
 
@@ -22,8 +32,11 @@ class Face:
     track_id: int = -1
     matrix: np.ndarray | None = None     # (2, 3) float64 similarity warp frame -> aligned crop
     crop: np.ndarray | None = None       # (S, S, 3) uint8 aligned crop
-    mask: np.ndarray | None = None       # (S, S) float32 predicted occlusion in crop coordinates
-    completed: np.ndarray | None = None  # (S, S, 3) uint8 model output in crop coordinates
+    region: np.ndarray | None = None     # (S, S) bool face oval in crop coordinates: the only pixels that may change
+    evidence: dict = field(default_factory=dict)  # name -> (S, S) crop map: "finder" probability, "hands" bool
+    mask: np.ndarray | None = None       # (S, S) float32 the decided occlusion (find stage), 1 = occluded
+    completed: np.ndarray | None = None  # (S, S, 3) uint8 a network's completion in crop coordinates, if one ran
+    fill: FaceFill | None = None         # the fill stage's result, pasted by the blend stage
 
 
 @dataclass

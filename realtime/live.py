@@ -13,9 +13,8 @@ from realtime.sources import open_source
 
 
 def models_in_use(pipeline: Pipeline) -> list[str]:
-    """The models the pipeline's mode runs (the blind model always: it finds the occlusion), by contract name."""
-    runners = [pipeline.blind] + ([pipeline.symmetry] if pipeline.symmetry is not None and "symmetry" in pipeline.mode else [])
-    return [runner.contract.name or Path(runner.path).stem for runner in runners]
+    """The models the pipeline runs (the finder, then the network filler if any), by contract name."""
+    return [runner.contract.name or Path(runner.path).stem for runner in pipeline.runners]
 
 
 class StatusLine:

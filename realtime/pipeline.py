@@ -1,102 +1,145 @@
 """The one place where the runtime pipeline is wired together.
 
-source -> detect -> track -> align -> infer -> temporal -> blend -> sink. `build_pipeline` turns a
-`PipelineConfig` into the stage list and the model runners; `realtime.scheduler.run_stages` runs it under the
-live or offline policy.
+source -> detect -> track -> align -> find -> fill -> blend -> sink. `build_pipeline` turns a `PipelineConfig` into
+the stage list and the model runners; `realtime.scheduler.run_stages` runs it under the live or offline policy.
+
+Models take roles by the kind in their contract:
+- the finder, which says where the face is covered: an `occlusion_mask` segmenter (preferred), or a
+  `blind_completion` network's mask head;
+- the network filler, which paints only what the person's own pixels (memory, mirrored half) cannot give:
+  a `symmetry_completion` network, or a blind network's own completion.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from realtime.blend import BlendConfig
+import cv2
+
+from realtime.align import align_to_template, five_points_from_mesh
+from realtime.choices import NETWORK_FILLERS
 from realtime.detect import DetectorConfig, FaceDetector
 from realtime.errors import UnveilError
-from realtime.models import DEFAULT_BLIND, DEFAULT_SYMMETRY, available_models, resolve_model
+from realtime.fill import FillConfig, FillStage
+from realtime.find import FindConfig, FindStage
+from realtime.models import DEFAULT_FINDER, DEFAULT_SYMMETRY, available_models, resolve_model
 from realtime.runner import ModelRunner
-from realtime.stages import AlignStage, BlendStage, DetectStage, InferStage, TrackStage
-from realtime.temporal import TemporalConfig, TemporalStage
+from realtime.stages import AlignStage, BlendStage, DetectStage, TrackStage
 from realtime.track import FaceTracker, TrackerConfig
+
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
     models: tuple[str, ...] = ()     # shipped names or .onnx paths; the kind in each contract says its role
-    mode: str = "auto"               # auto | blind | symmetry | blind+symmetry (see resolve_mode)
+    network: str = "auto"            # one of NETWORK_FILLERS
     provider: str = "auto"           # auto | cpu | cuda | tensorrt
     device_id: int = 0
     threads: int = 1                 # onnxruntime intra-op threads; the stages already run in parallel threads,
                                      # so one is fastest on small CPUs (0 = onnxruntime chooses)
+    reference: str | None = None     # a clean photo of the person: seeds the face memory of every track
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    temporal: TemporalConfig = field(default_factory=TemporalConfig)
-    blend: BlendConfig = field(default_factory=BlendConfig)
+    find: FindConfig = field(default_factory=FindConfig)
+    fill: FillConfig = field(default_factory=FillConfig)
 
 
 @dataclass
 class Pipeline:
     stages: list
-    blind: ModelRunner
-    symmetry: ModelRunner | None
+    finder: ModelRunner
+    network: ModelRunner | None      # the network filler given a mask (symmetry), if any
 
     def stage(self, name: str):
         return next(s for s in self.stages if s.name == name)
 
     @property
+    def runners(self) -> list[ModelRunner]:
+        return [r for r in (self.finder, self.network) if r is not None]
+
+    @property
     def mode(self) -> str:
-        """The mode the pipeline runs ('auto' resolved): blind, symmetry or blind+symmetry."""
-        return self.stage("infer").mode
+        """Which models find and fill, e.g. 'occlusion-lite → memory/mirror/symmetry-lite'."""
+        name = lambda r: r.contract.name or r.path.stem  # noqa: E731
+        if self.network is not None:
+            painter = name(self.network)
+        elif self.finder.contract.kind == "blind_completion" and "network" in self.stage("fill").config.order:
+            painter = name(self.finder)
+        else:
+            painter = "inpaint"
+        return f"{name(self.finder)} → memory/mirror/{painter}"
 
     def close(self) -> None:
         self.stage("detect").detector.close()
-
-
-AUTO_MODE = "auto"
-
-
-def resolve_mode(mode: str, symmetry: ModelRunner | None, live: bool = False) -> str:
-    """'auto' (the default) is blind+symmetry when a symmetry model is loaded, else blind: the shipped symmetry-lite
-    measured better on one-half occlusions and no worse on centre ones (docs/models/symmetry_ablation.md). Live, auto
-    is blind: the second network costs ~8 fps on this 2-core CPU (29 -> 21.5 fps at 640x480), below a camera's rate."""
-    if mode != AUTO_MODE:
-        return mode
-    return "blind+symmetry" if symmetry is not None and not live else "blind"
+        self.stage("find").close()
 
 
 def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None]:
-    """The blind runner (always needed: it finds the occlusion) and the symmetry runner if given or shipped."""
+    """(finder, network filler or None) from the given models, or the shipped defaults."""
     names = list(config.models)
+    shipped = available_models()
     if not names:
-        shipped = available_models()
-        if DEFAULT_BLIND not in shipped:
+        if DEFAULT_FINDER not in shipped:
             raise UnveilError("no model given and no default model is shipped; pass --model PATH.onnx")
-        names = [DEFAULT_BLIND] + ([DEFAULT_SYMMETRY] if config.mode != "blind" and DEFAULT_SYMMETRY in shipped else [])
-    blind = symmetry = None
+        names = [DEFAULT_FINDER] + ([DEFAULT_SYMMETRY] if config.network in ("auto", "symmetry") and DEFAULT_SYMMETRY in shipped else [])
+    runners: dict[str, ModelRunner] = {}
     for name in names:
         runner = ModelRunner(str(resolve_model(name)), config.provider, config.device_id, config.threads)
         kind = runner.contract.kind
-        if kind == "blind_completion" and blind is None:
-            blind = runner
-        elif kind == "symmetry_completion" and symmetry is None:
-            symmetry = runner
-        else:
-            raise UnveilError(f"{name}: a second or unsupported model of kind {kind!r}; give one blind and at most one symmetry model")
-    if blind is None:
-        raise UnveilError("a blind_completion model is needed to find occlusions; pass one with --model")
-    if symmetry is not None and symmetry.contract.crop_size != blind.contract.crop_size:
-        raise UnveilError("the blind and symmetry models must use the same crop size")
-    return blind, symmetry
+        if kind in runners or kind not in ("occlusion_mask", "blind_completion", "symmetry_completion"):
+            raise UnveilError(f"{name}: a second or unsupported model of kind {kind!r}; give at most one occlusion "
+                              "finder (occlusion_mask or blind_completion) and one symmetry_completion model")
+        runners[kind] = runner
+    finder = runners.get("occlusion_mask") or runners.get("blind_completion")
+    if finder is None:
+        raise UnveilError("a model that finds occlusions is needed (kind occlusion_mask or blind_completion); pass one with --model")
+    network = runners.get("symmetry_completion") if config.network in ("auto", "symmetry") else None
+    if config.network == "symmetry" and network is None:
+        raise UnveilError("--network symmetry needs a symmetry_completion model (--model PATH)")
+    if config.network == "blind" and finder.contract.kind != "blind_completion":
+        raise UnveilError("--network blind needs a blind_completion model as the finder (--model blind-lite)")
+    for runner in runners.values():
+        if runner.contract.crop_size != finder.contract.crop_size:
+            raise UnveilError("all models must use the same crop size")
+    return finder, network
+
+
+def fill_config(config: PipelineConfig, finder: ModelRunner, network: ModelRunner | None) -> FillConfig:
+    """The filler order, without the network step when no network can paint."""
+    if config.network not in NETWORK_FILLERS:
+        raise UnveilError(f"unknown network filler {config.network!r} (choose {', '.join(NETWORK_FILLERS)})")
+    order = config.fill.order
+    paints = network is not None or (finder.contract.kind == "blind_completion" and config.network != "none")
+    if not paints:
+        order = tuple(o for o in order if o != "network")
+    return replace(config.fill, order=order)
+
+
+def seed_reference(fill: FillStage, path: str, detector: FaceDetector, crop_size: int, template: str, margin: float) -> None:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnveilError(f"--reference {path}: not a readable image")
+    faces = detector.detect(image)
+    if not faces:
+        raise UnveilError(f"--reference {path}: no face found in the photo")
+    face = faces[0]
+    matrix = align_to_template(five_points_from_mesh(face.landmarks), crop_size, template, margin)
+    fill.remember_reference(image, face.landmarks, matrix, crop_size)
 
 
 def build_pipeline(config: PipelineConfig, live: bool = False) -> Pipeline:
-    """The stages wired in order. `live` only changes what mode 'auto' means (see resolve_mode)."""
-    blind, symmetry = load_runners(config)
-    c = blind.contract
+    """The stages wired in order. `live` is accepted for symmetry with the viewer; both policies run the same stages."""
+    finder, network = load_runners(config)
+    c = finder.contract
+    detector = FaceDetector(config.detector)
+    fill = FillStage(network, fill_config(config, finder, network))
+    if config.reference:
+        seed_reference(fill, config.reference, detector, c.crop_size, c.template, c.margin)
     stages = [
-        DetectStage(FaceDetector(config.detector)),
+        DetectStage(detector),
         TrackStage(FaceTracker(config.tracker)),
         AlignStage(c.crop_size, c.template, c.margin),
-        InferStage(blind, symmetry, resolve_mode(config.mode, symmetry, live), region=config.blend),
-        TemporalStage(config.temporal),
-        BlendStage(config.blend),
+        FindStage(finder, config.find),
+        fill,
+        BlendStage(),
     ]
-    return Pipeline(stages, blind, symmetry)
+    return Pipeline(stages, finder, network)

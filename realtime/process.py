@@ -37,7 +37,8 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         raise
     if not is_video:
         # unrelated still images: nothing to track or smooth across them
-        config = replace(config, tracker=replace(config.tracker, smooth=False), temporal=replace(config.temporal, enabled=False))
+        config = replace(config, tracker=replace(config.tracker, smooth=False), find=replace(config.find, video=False),
+                         fill=replace(config.fill, memory=replace(config.fill.memory, enabled=False)))
     try:
         pipeline = build_pipeline(config)
     except BaseException:
@@ -63,7 +64,8 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         bar.close()
         source.close()
         pipeline.close()
-    summary = {"input": str(input_spec), "output": str(output), **stats.summary()}
+    summary = {"input": str(input_spec), "output": str(output), **stats.summary(),
+               "filled_pixels": pipeline.stage("fill").filled_pixels()}
     summary["frames_failed_to_decode"] = sorted(set(summary["frames_failed_to_decode"]) | set(source.failed_frames))
     if stats_path:
         Path(stats_path).write_text(json.dumps(summary, indent=2))

@@ -133,7 +133,7 @@ class ModelRunner:
             per_face = [self._initial_state(state_in) if not s or state_in not in s else s[state_in] for s in (states or [None] * len(crops))]
             feeds[state_in] = self._feed(state_in, np.concatenate(per_face))
         results = dict(zip(self._output_names, self.session.run(None, feeds)))
-        images = self._tensor_to_images(results[c.outputs["image"]])
+        images = self._tensor_to_images(results[c.outputs["image"]]) if "image" in c.outputs else []
         out_masks = None
         if "mask" in c.outputs:
             m = results[c.outputs["mask"]].astype(np.float32)

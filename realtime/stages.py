@@ -1,22 +1,16 @@
 """The pipeline's stages. Each has a `name` and one job: `process(frame) -> frame`, adding its own part.
 
-They are wired together in one place, realtime/pipeline.py. A stage's settings live in a frozen config that the
+detect, track, align and blend live here; find (realtime/find.py) decides the occlusion mask, fill
+(realtime/fill.py) makes the face behind it. They are wired together in one place, realtime/pipeline.py. A stage's settings live in a frozen config that the
 viewer may swap between frames (`stage.config = replace(stage.config, ...)`): changes apply on the next frame.
 """
 from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
-
 from realtime.align import align_to_template, five_points_from_mesh, warp_to_crop
-from realtime.blend import BlendConfig, blend_frame, occluded_region
-from realtime.errors import UnveilError
+from realtime.blend import blend_frame
 from realtime.frame import Frame
-from realtime.runner import ModelRunner
-from realtime.temporal import RecurrentStates
-
-MODES = ("blind", "symmetry", "blind+symmetry")
 
 
 class Stage(Protocol):
@@ -62,56 +56,11 @@ class AlignStage:
         return frame
 
 
-class InferStage:
-    """All faces of a frame go through the model(s) in one batch.
-
-    Modes: `blind` — the blind model finds and fills; `symmetry` — the blind model finds, the symmetry model fills
-    from the original crop; `blind+symmetry` — the symmetry model refines the blind model's completion.
-    """
-
-    name = "infer"
-
-    def __init__(self, blind: ModelRunner, symmetry: ModelRunner | None = None, mode: str = "blind",
-                 region: BlendConfig = BlendConfig()):
-        if mode not in MODES:
-            raise UnveilError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
-        if mode != "blind" and symmetry is None:
-            raise UnveilError(f"mode {mode!r} needs a symmetry model (--model PATH of kind symmetry_completion)")
-        self.blind, self.symmetry, self.mode = blind, symmetry, mode
-        # the symmetry model fills the binary region the blend stage will paste (threshold + dilation): handed the
-        # blind model's soft mask it kept half-transparent occluder remnants (-1.7 dB in-hole on one-half holes)
-        self.region = region
-        # a recurrent blind model gets its previous output per track, moved to the current alignment
-        self.states = RecurrentStates() if blind.contract.recurrent else None
-
-    def process(self, frame: Frame) -> Frame:
-        faces = [f for f in frame.faces if f.crop is not None]
-        if not faces:
-            return frame
-        states = self.states.states_for(faces, frame.index) if self.states else None
-        found = self.blind.run([f.crop for f in faces], states=states)
-        if self.states:
-            self.states.remember(faces, found.states, frame.index)
-        fills = list(found.images)
-        if self.mode != "blind":
-            holes = [occluded_region(m, self.region).astype(np.float32) for m in found.masks]
-            sources = [f.crop for f in faces] if self.mode == "symmetry" else found.images
-            todo = [i for i, hole in enumerate(holes) if hole.any()]  # nothing to fill: nothing will be pasted
-            if todo:
-                filled = self.symmetry.run([sources[i] for i in todo], [holes[i] for i in todo]).images
-                for i, image in zip(todo, filled):
-                    fills[i] = image
-        for face, mask, fill in zip(faces, found.masks, fills):
-            face.mask, face.completed = mask, fill
-        return frame
-
-
 class BlendStage:
+    """Paste each face's fill with its weight; every other pixel stays the input's, bit for bit."""
+
     name = "blend"
 
-    def __init__(self, config: BlendConfig):
-        self.config = config
-
     def process(self, frame: Frame) -> Frame:
-        frame.output, frame.replaced = blend_frame(frame, self.config)
+        frame.output, frame.replaced = blend_frame(frame)
         return frame

@@ -1,7 +1,7 @@
 """`unveil temporal-eval`: temporal stability measured on real clips with synthetic moving occluders.
 
 For each clip, every frame is occluded by a moving occluder (realtime.moving_occluders) placed on the face found in
-the clean frame; the occluded clip goes through the pipeline twice, smoothing off (no One Euro, no temporal stage)
+the clean frame; the occluded clip goes through the pipeline twice, temporal machinery off (no One Euro, no mask persistence, no face memory)
 and on, with the same model, and each output is compared with the clean clip:
 - PSNR / SSIM inside the face box and inside the occluded region (the hole);
 - temporal error: mean |(out_t - out_t-1) - (clean_t - clean_t-1)| over the pixels occluded in frame t;
@@ -238,11 +238,14 @@ VARIANTS = ("off", "on")
 
 
 def variant_configs(config: PipelineConfig, compare: tuple[str, ...] = ()) -> dict[str, PipelineConfig]:
-    """Smoothing off (no One Euro, no temporal stage) and on, everything else equal; then the same two for each
-    compared model ("NAME off", "NAME on"), which replaces the config's models."""
+    """Temporal machinery off (no One Euro, no mask persistence per track, no face memory) and on, everything else
+    equal; then the same two for each compared model ("NAME off", "NAME on"), which replaces the config's models."""
     def off_on(cfg: PipelineConfig) -> tuple[PipelineConfig, PipelineConfig]:
-        return (replace(cfg, tracker=replace(cfg.tracker, smooth=False), temporal=replace(cfg.temporal, enabled=False)),
-                replace(cfg, tracker=replace(cfg.tracker, smooth=True), temporal=replace(cfg.temporal, enabled=True)))
+        off = replace(cfg, tracker=replace(cfg.tracker, smooth=False), find=replace(cfg.find, persist_frames=1),
+                      fill=replace(cfg.fill, memory=replace(cfg.fill.memory, enabled=False)))
+        on = replace(cfg, tracker=replace(cfg.tracker, smooth=True), find=replace(cfg.find, persist_frames=2),
+                     fill=replace(cfg.fill, memory=replace(cfg.fill.memory, enabled=True)))
+        return off, on
 
     variants = dict(zip(VARIANTS, off_on(config)))
     for model in compare:
@@ -419,7 +422,7 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 def markdown_table(results: list[dict], summary: dict, model: str) -> str:
-    lines = [f"Model: `{model}`. Smoothing off = no One Euro, no temporal stage; on = the defaults.", "",
+    lines = [f"Model: `{model}`. Off = no One Euro, no mask persistence, no face memory; on = the defaults.", "",
              "Temporal errors are grey levels (0..255) over the occluded pixels; 'frozen' is the temporal error a fill that never "
              "changes would have (the clean face's own change under the occluder, e.g. a talking mouth).", "",
              "| clip | occluder | frames | temporal err off → on (frozen) | warp err off → on | PSNR hole off → on (dB) | SSIM hole off → on | PSNR face off → on (dB) |",

@@ -73,7 +73,7 @@ def test_process_video_keeps_frames_timestamps_and_audio(tmp_path, face_clip, mo
     assert [(p.time, p.data) for p in out_audio] == [(p.time, p.data) for p in src_audio]
     report = json.loads(stats.read_text())
     assert report["frames"] == 10 and report["faces"] == 10 and report["frames_failed_to_decode"] == []
-    assert set(report["stage_ms"]) >= {"detect", "align", "infer", "blend"}
+    assert set(report["stage_ms"]) >= {"detect", "align", "find", "fill", "blend"}
     mask_files = sorted(masks.glob("*.png"))
     assert len(mask_files) == 10
     mask = cv2.imread(str(mask_files[0]), cv2.IMREAD_GRAYSCALE)

@@ -32,10 +32,10 @@ def test_prepare_train_export_and_complete_a_face_in_a_frame(tmp_path, astronaut
     assert export.max_abs_diff < 1e-3
     assert read_contract(model_path).margin == checkpoint["data_meta"]["margin"]
 
-    # The runtime, unchanged: detect -> track -> align -> infer -> temporal -> blend, on a frame with an occluder.
+    # The runtime, unchanged: detect -> track -> align -> find -> fill -> blend, on a frame with an occluder.
     image = astronaut_bgr.copy()
     cv2.rectangle(image, (170, 150), (260, 200), (255, 0, 255), -1)
-    pipeline = build_pipeline(PipelineConfig(models=(str(model_path),), mode="blind", provider="cpu", threads=1))
+    pipeline = build_pipeline(PipelineConfig(models=(str(model_path),), network="blind", provider="cpu", threads=1))
     try:
         frame = Frame(index=0, image=image)
         for stage in pipeline.stages:
@@ -45,15 +45,16 @@ def test_prepare_train_export_and_complete_a_face_in_a_frame(tmp_path, astronaut
     assert len(frame.faces) == 1
     face = frame.faces[0]
     assert face.crop.shape == (32, 32, 3) and face.completed.shape == (32, 32, 3) and face.mask.shape == (32, 32)
+    assert not face.mask[~face.region].any()   # the decision never leaves the face oval
 
     # What the runtime computed is what the trained torch network computes on the same aligned crop.
     rgb = torch.from_numpy(face.crop[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
         out = network(rgb)
     expected_bgr = (out["image"][0].permute(1, 2, 0).numpy()[..., ::-1] * 255.0).round().clip(0, 255)
-    completed = pipeline.blind.run([face.crop]).images[0]
+    completed = pipeline.finder.run([face.crop]).images[0]
     assert np.abs(completed.astype(np.float32) - expected_bgr).max() <= 1.0
-    assert np.abs(pipeline.blind.run([face.crop]).masks[0] - out["mask"][0, 0].numpy()).max() < 1e-3
+    assert np.abs(pipeline.finder.run([face.crop]).masks[0] - out["mask"][0, 0].numpy()).max() < 1e-3
 
     # Pixels the blend did not mean to replace are the input's, bit for bit.
     result = frame.result()

@@ -184,7 +184,8 @@ def test_a_refused_model_is_reported_and_the_original_is_shown(qapp, make_window
     assert window.current_frame.output is None and not window.current_frame.timings   # passed through
     window.set_pipeline(models=(str(media["model"]),))                                 # no restart needed
     assert wait_until(qapp, lambda: window.engine.pipeline is not None and window.current_frame.timings)
-    assert wait_until(qapp, lambda: "auto → blind" in window.pipeline_label.text())    # the mode auto resolved to
+    assert wait_until(qapp, lambda: "auto → " in window.pipeline_label.text())         # what auto resolved to
+    assert "memory/mirror" in window.pipeline_label.text()
 
 
 def test_sliders_swap_the_running_stage_configs(qapp, make_window):
@@ -194,9 +195,11 @@ def test_sliders_swap_the_running_stage_configs(qapp, make_window):
     window.threshold_slider.setValue(80)
     window.feather_slider.setValue(60)
     window.smoothing_slider.setValue(0)
-    assert pipeline.stage("blend").config.threshold == pytest.approx(0.8)
-    assert pipeline.stage("blend").config.feather == pytest.approx(0.06)
-    assert pipeline.stage("temporal").config.enabled is False
+    assert pipeline.stage("find").config.threshold == pytest.approx(0.8)
+    assert pipeline.stage("fill").config.feather == pytest.approx(0.06)
+    assert pipeline.stage("find").config.persist_frames == 1
+    window.threshold_slider.setValue(0)                                                # 0 = the model's own
+    assert pipeline.stage("find").config.threshold is None
     assert window.engine.pipeline is pipeline                                          # swapped, not rebuilt
 
 
@@ -274,10 +277,11 @@ def test_free_path_adds_a_numeric_suffix(tmp_path):
 
 def test_command_line_overrides_saved_settings():
     saved = ViewerSettings(source="/videos/a.mp4", models=("old.onnx",), threshold=0.7)
-    args = argparse.Namespace(source="0", model=["new.onnx"], mode="blind", provider="cpu", no_temporal=True)
+    args = argparse.Namespace(source="0", model=["new.onnx"], network="blind", provider="cpu", no_temporal=True)
     settings = initial_settings(saved, args)
     assert settings.source == "/videos/a.mp4"          # the default camera does not replace a saved source
     assert settings.models == ("new.onnx",) and settings.provider == "cpu" and settings.smoothing == 0.0
+    assert settings.mode == "blind"
     assert settings.threshold == 0.7
     assert initial_settings(saved, argparse.Namespace(source="3", model=[])).source == "3"
 
@@ -301,10 +305,11 @@ def test_keyboard_shortcuts_drive_the_window(qapp, make_window):
     window.activateWindow()
     assert wait_until(qapp, window.isActiveWindow, timeout_s=5.0)
     index = window.current_frame.index
+    threshold = window.threshold_slider.value()
     QTest.keyClick(window, Qt.Key.Key_M)
     QTest.keyClick(window, Qt.Key.Key_BracketRight)
     QTest.keyClick(window, Qt.Key.Key_Right)
-    assert window.settings.show_mask and window.threshold_slider.value() == 55
+    assert window.settings.show_mask and window.threshold_slider.value() == threshold + 5
     assert wait_until(qapp, lambda: window.current_frame.index == index + 1)
 
 

@@ -129,20 +129,6 @@ def test_a_few_training_steps_lower_the_sequence_loss() -> None:
     assert losses[-1] < losses[0]
 
 
-def test_infer_stage_carries_the_state_per_track(exported: str) -> None:
-    from realtime.frame import Frame
-    from realtime.stages import InferStage
-
-    stage = InferStage(ModelRunner(exported, provider="cpu"))
-    crop = np.random.default_rng(1).integers(0, 256, (S, S, 3), dtype=np.uint8)
-    image = np.zeros((S, S, 3), np.uint8)
-    first = stage.process(Frame(index=0, image=image, faces=[face(0, 0.0, crop)])).faces[0].completed
-    second = stage.process(Frame(index=1, image=image, faces=[face(0, 0.0, crop)])).faces[0].completed
-    fresh = stage.process(Frame(index=2, image=image, faces=[face(5, 0.0, crop)])).faces[0].completed
-    assert np.abs(second.astype(int) - first.astype(int)).max() > 0   # same crop, but the state differs
-    assert np.array_equal(fresh, first)                                # a new track starts from zeros
-
-
 def tiny_c2fdans():
     from trainer.networks.c2fdan import C2FDAN
     from trainer.networks.recurrent import RecurrentC2FDAN

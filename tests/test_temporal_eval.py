@@ -156,8 +156,8 @@ def test_temporal_eval_command_writes_every_metric(tmp_path: Path, astronaut_bgr
     assert cv2.imread(str(tmp_path / "plots" / "face__bar.png")) is not None
     assert "| face | bar | 6 |" in (tmp_path / "table.md").read_text()
     assert result["mean"]["clean_change"] is not None
-    # the tiny model finds magenta, so the pipeline replaces (nearly) all of the bar's pixels
-    assert result["mean"]["hole_replaced"]["off"] > 0.8
+    # the bar runs down the face's edge: only its part over the face oval may be replaced, never all of it
+    assert 0.0 <= result["mean"]["hole_replaced"]["on"] < 0.8
 
 
 def test_temporal_eval_rejects_a_missing_clip(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ one-half occlusions whose mirror twin is visible, and 'centre', a centred square
   blind            the blind network alone: it finds its own mask and fills it
   recnet           RecNet without the symmetry stage (use_symmetry=false), given the true mask
   symmfcnet        the symmetry network, given the true mask
-  blind+symmetry   the runtime's blind+symmetry mode: realtime.stages.InferStage itself, so the symmetry network
-                   gets the blind network's completion and its predicted (soft) mask, exactly as live video does
+  blind+symmetry   the blind network finds (its mask, thresholded and grown), the symmetry network fills that region
+                   of the blind network's completion
 
 Columns: whole-crop PSNR / SSIM, in-hole PSNR / SSIM (trainer.metrics, the training loop's code) and symmetry
 consistency (trainer.networks.symmfcnet.symmetry_consistency: mean absolute RGB difference, 0..1, between each
@@ -86,15 +86,19 @@ def load_runners(blind: str, symmetry: str, recnet: str | None, provider: str, m
 
 
 def runtime_blind_symmetry(blind, symmetry, crops_bgr: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(completed BGR crops, blind masks) from the runtime's own InferStage in mode blind+symmetry (one frame)."""
-    from realtime.frame import Face, Frame
-    from realtime.stages import InferStage
-
-    stage = InferStage(blind, symmetry, mode="blind+symmetry")
-    faces = [Face(box=np.zeros(4, np.float32), score=1.0, crop=np.ascontiguousarray(c)) for c in crops_bgr]
-    frame = Frame(index=0, image=np.zeros((8, 8, 3), np.uint8), faces=faces)
-    stage.process(frame)
-    return [f.completed for f in faces], [f.mask for f in faces]
+    """(completed BGR crops, blind masks): the blind network finds (mask >= 0.5, grown by 2 % of the crop), the
+    symmetry network fills that region of the blind network's completion."""
+    found = blind.run([np.ascontiguousarray(c) for c in crops_bgr])
+    grow = int(round(0.02 * crops_bgr[0].shape[0]))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    holes = [cv2.dilate((m >= 0.5).astype(np.uint8), kernel).astype(np.float32) for m in found.masks]
+    completed = list(found.images)
+    todo = [i for i, hole in enumerate(holes) if hole.any()]
+    if todo:
+        filled = symmetry.run([found.images[i] for i in todo], [holes[i] for i in todo]).images
+        for i, image in zip(todo, filled):
+            completed[i] = image
+    return completed, found.masks
 
 
 def run_rows(runners: dict, occluded_rgb: list[np.ndarray], masks: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from realtime.errors import UnveilError
 
 MODELS_DIR = Path(__file__).resolve().parent
+DEFAULT_FINDER = "occlusion-lite"
 DEFAULT_BLIND = "blind-lite"
 DEFAULT_SYMMETRY = "symmetry-lite"
 

@@ -1,0 +1,313 @@
+"""Fill: the face behind the occlusion, from the person's own pixels first, at the frame's own resolution.
+
+Per face, over a box around the face oval in frame pixels, every occluded face pixel gets exactly one filler:
+- inpaint  thin holes (every pixel within `thin` of visible face: text strokes, thin bars) -- OpenCV Telea is
+           near-exact there;
+- memory   the track's (or the reference photo's) remembered clean face, warped onto the current mesh;
+- mirror   the visible other half of the face, warped through the mesh's mirrored triangles;
+- network  a completion network (a symmetry-completion model given the mask, or the blind finder's own fill);
+- inpaint  whatever is left.
+Memory and mirror fills are colour-matched to the face around the hole by a smooth offset field estimated on a
+ring of visible face pixels that keeps clear of the occluder's fringe. The paste weight is 1 on the hole, feathered
+outside it, and 0 outside the face oval, so hair, clothes and background never change. Which filler made each
+pixel is recorded (`FaceFill.source`) for the overlay and `--stats`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from realtime.align import warp_to_frame
+from realtime.errors import UnveilError
+from realtime.frame import Face, FaceFill, Frame
+from realtime.memory import FaceMemory, MemoryConfig, face_box, face_key, make_entry
+from realtime.mesh_warp import mirrored_points, warp_mesh
+from realtime.regions import FACE_OVAL, dilate, polygon_mask
+from realtime.runner import ModelRunner
+
+FILLERS = ("none", "memory", "mirror", "network", "inpaint")
+FILLER_CODE = {name: code for code, name in enumerate(FILLERS)}
+ORDERS = ("memory", "mirror", "network", "inpaint")
+
+
+@dataclass(frozen=True)
+class FillConfig:
+    order: tuple[str, ...] = ("memory", "mirror", "network", "inpaint")  # thick holes: first filler that can
+    thin: float = 0.045        # a hole is thin when all its pixels lie within this crop fraction of visible face
+    ring: float = 0.05         # width of the colour-matching ring, crop fraction
+    ring_gap: float = 0.012    # the ring starts this far from the hole (clear of the occluder's fringe)
+    feather: float = 0.012     # paste feather outside the hole, crop fraction
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [o for o in self.order if o not in ORDERS]
+        if unknown:
+            raise UnveilError(f"unknown filler(s) {unknown}; choose from {', '.join(ORDERS)}")
+
+
+def frame_px(crop_fraction: float, matrix: np.ndarray, crop_size: int) -> int:
+    """A crop-size fraction in frame pixels for this face."""
+    scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))  # crop pixels per frame pixel
+    return max(int(round(crop_fraction * crop_size / scale)), 1)
+
+
+def crop_to_box(crop_image: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A crop-space image (or mask) warped into frame pixels over `box`."""
+    x0, y0, x1, y1 = box
+    shifted = np.asarray(matrix, np.float64).copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
+    return warp_to_frame(crop_image, shifted, (y1 - y0, x1 - x0))
+
+
+def thin_parts(hole: np.ndarray, thin_px: int) -> np.ndarray:
+    """The connected parts of `hole` whose every pixel lies within `thin_px` of a pixel outside it."""
+    if not hole.any():
+        return hole
+    distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    deepest = np.zeros(count, np.float32)
+    np.maximum.at(deepest, labels.ravel(), distance.ravel())
+    thin = deepest <= thin_px
+    thin[0] = False
+    return thin[labels]
+
+
+def colour_offset(current: np.ndarray, fill: np.ndarray, ring: np.ndarray, sigma: float,
+                  limit: float = 40.0) -> np.ndarray | None:
+    """Smooth (h, w, 3) offset that makes `fill` match `current` on the ring (normalised convolution, computed at
+    reduced resolution: the field is smooth); None when the ring is empty.
+
+    Robust: ring pixels whose difference is far from the ring's median (an occluder edge the finder missed, a
+    shadow) are left out, and the offset is clipped to +-`limit` grey levels."""
+    if ring.sum() < 8:
+        return None
+    diff_all = current.astype(np.float32) - fill.astype(np.float32)
+    samples = diff_all[ring]
+    median = np.median(samples, axis=0)
+    spread = np.median(np.abs(samples - median), axis=0) * 1.4826 + 4.0
+    ring = ring & (np.abs(diff_all - median) <= 3.0 * spread).all(axis=2)
+    if ring.sum() < 8:
+        return None
+    h, w = ring.shape
+    step = max(int(sigma // 4), 1)
+    small = (max(w // step, 1), max(h // step, 1))
+    weight = ring.astype(np.float32)
+    diff = diff_all * weight[..., None]
+    mean = diff.reshape(-1, 3).sum(0) / weight.sum()
+    num = cv2.GaussianBlur(cv2.resize(diff, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / step)
+    den = cv2.GaussianBlur(cv2.resize(weight, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / step)
+    offset = np.where(den[..., None] > 1e-4, num / np.maximum(den, 1e-6)[..., None], mean)
+    blend = np.clip(den / 0.05, 0, 1)[..., None]  # far from the ring: the ring's mean offset
+    field = np.clip(blend * offset + (1 - blend) * mean, -limit, limit).astype(np.float32)
+    return cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def oval_area(entry) -> int:
+    """Pixels of the face oval in a memory entry's patch."""
+    h, w = entry.known.shape
+    return int(polygon_mask(entry.points[list(FACE_OVAL)], max(h, w))[:h, :w].sum())
+
+
+def inpaint(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    return cv2.inpaint(image, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
+class FillStage:
+    name = "fill"
+
+    def __init__(self, network: ModelRunner | None = None, config: FillConfig = FillConfig()):
+        if network is not None and "mask" not in network.contract.inputs:
+            raise UnveilError(f"{network.path.name}: the fill network must take a mask (kind symmetry_completion)")
+        self.network = network
+        self.config = config
+        self.memories: dict[int, FaceMemory] = {}
+        self.reference: FaceMemory | None = None
+        self.counts = np.zeros(len(FILLERS), np.int64)   # frame pixels filled by each filler so far
+        self._remember_next = False
+
+    def request_remember(self) -> None:
+        """Store the faces of the next frame in their tracks' memories (the viewer's "remember this face"); done in
+        the stage's own thread, so it never races with a fill."""
+        self._remember_next = True
+
+    def memory_summary(self) -> str:
+        """E.g. 'memory: track 1: 3 poses, 94 % of the face known' for the viewer's status bar."""
+        parts = []
+        for track_id, memory in sorted(self.memories.items()):
+            share = max((e.known.sum() / max(oval_area(e), 1) for e in memory.entries), default=0.0)
+            parts.append(f"track {track_id}: {len(memory.entries)} poses, {min(share, 1.0):.0%} of the face known")
+        if self.reference is not None and self.reference.entries:
+            parts.append("reference photo")
+        return "memory: " + ("; ".join(parts) if parts else "empty")
+
+    def filled_pixels(self) -> dict[str, int]:
+        """Frame pixels each filler has made so far (for --stats and the viewer)."""
+        return {name: int(n) for name, n in zip(FILLERS[1:], self.counts[1:])}
+
+    def memory_bytes(self) -> int:
+        return sum(m.nbytes() for m in self.memories.values()) + (self.reference.nbytes() if self.reference else 0)
+
+    def reset(self) -> None:
+        self.memories.clear()
+
+    def remember_reference(self, image: np.ndarray, landmarks: np.ndarray, matrix: np.ndarray, crop_size: int) -> None:
+        """Seed every track's memory with a clean photo of the person (`--reference`)."""
+        if self.reference is None:
+            self.reference = FaceMemory(self.config.memory)
+        self.reference.remember(make_entry(image, landmarks, None, face_key(landmarks, matrix, crop_size), -1))
+
+    def remember_face(self, frame: Frame, face: Face) -> bool:
+        """Store this face's clean pixels in its track's memory now (the viewer's "remember this face")."""
+        if face.landmarks is None or face.matrix is None or face.crop is None:
+            return False
+        box = face_box(face.landmarks, frame.image.shape[:2])
+        memory = self.memories.setdefault(face.track_id, FaceMemory(self.config.memory))
+        memory.remember(make_entry(frame.image, face.landmarks, self._unsure(face, box),
+                                   face_key(face.landmarks, face.matrix, face.crop.shape[0]), frame.index))
+        return True
+
+    def process(self, frame: Frame) -> Frame:
+        seen = set()
+        remember, self._remember_next = self._remember_next, False
+        for face in frame.faces:
+            if remember and face.mask is not None:
+                self.remember_face(frame, face)
+            if face.mask is None or face.landmarks is None or face.matrix is None or face.crop is None:
+                continue
+            seen.add(face.track_id)
+            if face.mask.any():
+                face.fill = self._fill_face(frame, face)
+            self._update_memory(frame, face)
+        for track_id in [t for t in self.memories if t not in seen and t >= 0]:
+            memory = self.memories[track_id]
+            if frame.index - memory.last_update > 10 * max(self.config.memory.every, 1) + 30:
+                del self.memories[track_id]  # the track ended: forget the face
+        return frame
+
+    # ------------------------------------------------------------------------------------------------------ fill
+
+    def _fill_face(self, frame: Frame, face: Face) -> FaceFill | None:
+        cfg = self.config
+        size = face.crop.shape[0]
+        box = face_box(face.landmarks, frame.image.shape[:2])
+        x0, y0, x1, y1 = box
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        points = (face.landmarks - np.array([x0, y0], np.float32)).astype(np.float32)
+        region = polygon_mask(points[list(FACE_OVAL)], max(x1 - x0, y1 - y0))[: y1 - y0, : x1 - x0]
+        hole = (crop_to_box(face.mask.astype(np.float32), face.matrix, box) > 0.5) & region
+        if not hole.any():
+            return None
+        patch = frame.image[y0:y1, x0:x1]
+        fill = patch.copy()
+        source = np.zeros(hole.shape, np.uint8)
+        thin = thin_parts(hole, frame_px(cfg.thin, face.matrix, size))
+        todo = hole & ~thin
+        ring_px, gap_px = frame_px(cfg.ring, face.matrix, size), frame_px(cfg.ring_gap, face.matrix, size)
+        outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
+        ring = (outside > gap_px) & (outside <= gap_px + ring_px) & region
+        key = face_key(face.landmarks, face.matrix, size)
+        for filler in cfg.order:
+            if not todo.any():
+                break
+            if filler == "memory":
+                done = self._from_memory(face, key, patch, points, todo, ring, fill, ring_px)
+            elif filler == "mirror":
+                done = self._from_mirror(patch, points, hole, region, todo, ring, fill, ring_px)
+            elif filler == "network":
+                done = self._from_network(face, box, todo, fill)
+            else:  # inpaint the thick rest and the thin parts together
+                done = todo | thin
+                fill[done] = inpaint(fill, done)[done]
+                thin = np.zeros_like(thin)
+            source[done] = FILLER_CODE[filler]
+            todo &= ~done
+        if thin.any():
+            fill[thin] = inpaint(fill, thin | todo)[thin]
+            source[thin] = FILLER_CODE["inpaint"]
+        weight = self._weight(hole, region, frame_px(cfg.feather, face.matrix, size))
+        self.counts += np.bincount(source[hole], minlength=len(FILLERS))
+        return FaceFill(box, fill, weight, source)
+
+    def _from_memory(self, face: Face, key: np.ndarray, patch: np.ndarray, points: np.ndarray, todo: np.ndarray,
+                     ring: np.ndarray, fill: np.ndarray, ring_px: int) -> np.ndarray:
+        memory = self.memories.get(face.track_id)
+        entry = memory.best(key) if memory is not None and memory.entries else None
+        if entry is None and self.reference is not None:
+            entry = self.reference.best(key)
+        if entry is None:
+            return np.zeros_like(todo)
+        layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255])
+        h, w = todo.shape
+        warped, valid = warp_mesh(layers, entry.points, points, (0, 0, w, h), only=todo | ring)
+        valid &= warped[..., 3] > 250
+        return self._place(patch, warped[..., :3], valid, todo, ring, fill, ring_px)
+
+    def _from_mirror(self, patch: np.ndarray, points: np.ndarray, hole: np.ndarray, region: np.ndarray,
+                     todo: np.ndarray, ring: np.ndarray, fill: np.ndarray, ring_px: int) -> np.ndarray:
+        h, w = todo.shape
+        usable = region & ~dilate(hole, 2)
+        layers = np.dstack([patch, usable.astype(np.uint8) * 255])
+        warped, valid = warp_mesh(layers, mirrored_points(points), points, (0, 0, w, h), only=todo | ring)
+        valid &= warped[..., 3] > 250
+        return self._place(patch, warped[..., :3], valid, todo, ring, fill, ring_px)
+
+    @staticmethod
+    def _place(patch: np.ndarray, warped: np.ndarray, valid: np.ndarray, todo: np.ndarray, ring: np.ndarray,
+               fill: np.ndarray, ring_px: int) -> np.ndarray:
+        done = todo & valid
+        if not done.any():
+            return done
+        offset = colour_offset(patch, warped, ring & valid, sigma=2.0 * ring_px)
+        if offset is None:
+            return np.zeros_like(todo)  # nothing to match colours against: not trusted
+        corrected = np.clip(warped.astype(np.float32) + offset, 0, 255)
+        fill[done] = np.rint(corrected[done]).astype(np.uint8)
+        return done
+
+    def _from_network(self, face: Face, box: tuple[int, int, int, int], todo: np.ndarray, fill: np.ndarray) -> np.ndarray:
+        completed = face.completed
+        if self.network is not None:
+            completed = self.network.run([face.crop], [face.mask.astype(np.float32)]).images[0]
+            face.completed = completed
+        if completed is None:
+            return np.zeros_like(todo)
+        inside = crop_to_box(np.ones(completed.shape[:2], np.float32), face.matrix, box) > 0.99
+        done = todo & inside
+        fill[done] = crop_to_box(completed, face.matrix, box)[done]
+        return done
+
+    @staticmethod
+    def _weight(hole: np.ndarray, region: np.ndarray, feather_px: int) -> np.ndarray:
+        """1 on the hole, falling to 0 over `feather_px` outside it, and 0 outside the face oval."""
+        weight = hole.astype(np.float32)
+        if feather_px > 0:
+            weight = np.maximum(cv2.GaussianBlur(weight, (0, 0), feather_px / 2.0), weight)
+        weight[~region] = 0.0
+        weight[weight < 1.0 / 255.0] = 0.0
+        return weight
+
+    # ---------------------------------------------------------------------------------------------------- memory
+
+    def _unsure(self, face: Face, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Box-space bool map of pixels that may be occluded: the decision and any weaker evidence."""
+        unsure = face.mask > 0
+        evidence = getattr(face, "evidence", None) or {}
+        if "finder" in evidence:
+            unsure = unsure | (evidence["finder"] >= 0.2)
+        if "hands" in evidence:
+            unsure = unsure | evidence["hands"]
+        return crop_to_box(unsure.astype(np.float32), face.matrix, box) > 0.01
+
+    def _update_memory(self, frame: Frame, face: Face) -> None:
+        cfg = self.config.memory
+        if not cfg.enabled or face.track_id < 0 or face.score <= 0:
+            return
+        memory = self.memories.get(face.track_id)
+        if memory is not None and frame.index - memory.last_update < cfg.every:
+            return
+        if float(face.mask.mean()) > cfg.max_clean_mask:
+            return
+        self.remember_face(frame, face)

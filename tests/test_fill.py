@@ -1,0 +1,170 @@
+"""Fill: the person's own pixels first (memory, mirrored half), classical inpainting for thin holes, a network for
+the rest; the paste never leaves the face oval."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.fill import FILLER_CODE, FillConfig, colour_offset, thin_parts
+from realtime.frame import Frame
+from realtime.memory import FaceMemory, MemoryConfig, MemoryEntry
+from realtime.mesh_topology import load_topology
+from realtime.mesh_warp import mirrored_points, warp_mesh
+from realtime.pipeline import PipelineConfig, build_pipeline
+from tests.tiny_models import OCCLUDER_BGR, build_blind_model
+
+
+def test_the_mesh_topology_is_a_mirror_involution_with_triangles_inside_the_face():
+    mean, mirror, triangles = load_topology()
+    assert mean.shape == (468, 2) and triangles.shape[1] == 3 and len(triangles) > 800
+    assert np.array_equal(mirror[mirror], np.arange(468))
+    assert mirror[33] == 263 and mirror[61] == 291 and mirror[1] == 1  # eye corners, mouth corners, nose tip
+    # a mirrored mesh is the mesh reflected about the face's vertical mid-line
+    reflected = mean[mirror].copy()
+    reflected[:, 0] = 2 * mean[1, 0] - reflected[:, 0]
+    assert np.abs(reflected - mean).mean() < 0.01
+
+
+def test_a_mesh_warp_onto_the_same_mesh_is_the_identity():
+    mean, _, _ = load_topology()
+    points = mean * 200 + 20
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (240, 240, 3), np.uint8)
+    warped, valid = warp_mesh(image, points, points, (0, 0, 240, 240))
+    assert valid.mean() > 0.15
+    assert np.abs(warped[valid].astype(int) - image[valid].astype(int)).max() <= 1
+
+
+def test_the_mirror_warp_copies_one_half_onto_the_other():
+    mean, _, _ = load_topology()
+    points = mean * 200 + 20
+    # an image that is exactly symmetric about the mesh's mid-line except for a mark on one side
+    axis = points[1, 0]
+    xs = np.arange(240)
+    row = (128 + 100 * np.cos((xs - axis) / 9.0)).astype(np.uint8)
+    image = np.repeat(np.repeat(row[None, :, None], 240, 0), 3, 2).copy()
+    symmetric_points = points.copy()
+    _, mirror, _ = load_topology()
+    symmetric_points[:, 0] = (points[:, 0] + (2 * axis - points[mirror, 0])) / 2   # make the mesh itself symmetric
+    symmetric_points[:, 1] = (points[:, 1] + points[mirror, 1]) / 2
+    warped, valid = warp_mesh(image, mirrored_points(symmetric_points), symmetric_points, (0, 0, 240, 240))
+    assert valid.mean() > 0.15
+    assert np.abs(warped[valid].astype(int) - image[valid].astype(int)).mean() < 4
+
+
+def test_thin_parts_are_strokes_not_blobs():
+    hole = np.zeros((100, 100), bool)
+    hole[10:14, 10:90] = True      # a 4 px bar
+    hole[40:80, 40:80] = True      # a 40 px square
+    thin = thin_parts(hole, 3)
+    assert thin[10:14, 10:90].all() and not thin[40:80, 40:80].any()
+
+
+def test_colour_offset_matches_a_shifted_fill_on_the_ring():
+    current = np.full((60, 60, 3), 120, np.uint8)
+    fill = np.full((60, 60, 3), 100, np.uint8)
+    ring = np.zeros((60, 60), bool)
+    ring[5:55, 5:10] = True
+    offset = colour_offset(current, fill, ring, sigma=6)
+    assert np.allclose(offset, 20, atol=0.5)
+    assert colour_offset(current, fill, np.zeros((60, 60), bool), sigma=6) is None
+
+
+def test_memory_is_bounded_replaces_the_same_pose_and_sticks_to_its_choice():
+    def entry(key, index):
+        return MemoryEntry(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 2), np.float32), np.ones((4, 4), bool),
+                           np.array(key, np.float64), index)
+
+    memory = FaceMemory(MemoryConfig(max_entries=3, key_radius=0.05, switch_margin=0.02))
+    for i in range(5):
+        memory.remember(entry([i * 0.1, 0, 0, 0, 0], i))
+    assert len(memory.entries) == 3 and min(e.index for e in memory.entries) == 2  # the oldest went
+    memory.remember(entry([0.401, 0, 0, 0, 0], 9))       # the same pose again: replaced, not added
+    assert len(memory.entries) == 3 and max(e.index for e in memory.entries) == 9
+    first = memory.best(np.array([0.3, 0, 0, 0, 0]))
+    assert first.index == 3
+    assert memory.best(np.array([0.345, 0, 0, 0, 0])) is first  # nearer to 0.4 by less than the margin: kept
+
+
+@pytest.fixture(scope="module")
+def tiny_finder(tmp_path_factory) -> str:
+    return str(build_blind_model(tmp_path_factory.mktemp("fill") / "finder.onnx", crop_size=128))
+
+
+def video_pipeline(model: str, order=("memory", "mirror", "network", "inpaint")):
+    config = PipelineConfig(models=(model,), provider="cpu", network="none")
+    config = replace(config, find=replace(config.find, hands=False, persist_frames=1),
+                     fill=FillConfig(order=order, memory=MemoryConfig(every=1)))
+    return build_pipeline(config)
+
+
+def run(pipeline, image, index):
+    frame = Frame(index=index, image=image)
+    for stage in pipeline.stages:
+        frame = stage.process(frame)
+    return frame
+
+
+def covered(image, box=(205, 118, 240, 150)):
+    """The astronaut with an occluder: by default over the nose and the cheek beside it."""
+    out = image.copy()
+    cv2.rectangle(out, box[:2], box[2:], OCCLUDER_BGR, -1)
+    return out
+
+
+ONE_SIDE = (236, 112, 260, 136)   # the image-right cheek only: its mirror twin (left cheek) is visible
+
+
+def in_hole_psnr(a, b, hole):
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2)[hole].mean()
+    return 10 * np.log10(255.0**2 / mse)
+
+
+def test_a_face_seen_clean_is_filled_from_memory_and_beats_inpainting(tiny_finder, astronaut_bgr):
+    occluded = covered(astronaut_bgr)
+    hole = (occluded != astronaut_bgr).any(axis=2)
+    pipeline = video_pipeline(tiny_finder)
+    try:
+        for i in range(3):
+            assert run(pipeline, astronaut_bgr, i).output is None   # clean: untouched, and remembered
+        frame = run(pipeline, occluded, 3)
+    finally:
+        pipeline.close()
+    fill = frame.faces[0].fill
+    x0, y0, x1, y1 = fill.box
+    used = np.bincount(fill.source[fill.weight > 0], minlength=5)
+    assert used[FILLER_CODE["memory"]] > 0.8 * used[1:].sum()
+    telea = cv2.inpaint(occluded, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    assert in_hole_psnr(frame.result(), astronaut_bgr, hole) > in_hole_psnr(telea, astronaut_bgr, hole) + 3
+
+
+def test_without_memory_the_mirrored_half_fills_and_records_it(tiny_finder, astronaut_bgr):
+    occluded = covered(astronaut_bgr, ONE_SIDE)
+    pipeline = video_pipeline(tiny_finder, order=("mirror", "inpaint"))
+    try:
+        frame = run(pipeline, occluded, 0)
+    finally:
+        pipeline.close()
+    fill = frame.faces[0].fill
+    used = np.bincount(fill.source[fill.weight > 0], minlength=5)
+    assert used[FILLER_CODE["mirror"]] > used[FILLER_CODE["inpaint"]]
+    assert pipeline.stage("fill").filled_pixels()["mirror"] == used[FILLER_CODE["mirror"]]
+    assert not (frame.result()[114:134, 238:258] == OCCLUDER_BGR).all(axis=2).any()
+
+
+def test_a_reference_photo_seeds_the_memory(tiny_finder, astronaut_bgr, tmp_path):
+    reference = tmp_path / "me.png"
+    cv2.imwrite(str(reference), astronaut_bgr)
+    config = PipelineConfig(models=(tiny_finder,), provider="cpu", network="none", reference=str(reference))
+    config = replace(config, find=replace(config.find, hands=False, persist_frames=1))
+    pipeline = build_pipeline(config)
+    try:
+        frame = run(pipeline, covered(astronaut_bgr), 0)   # the first frame: only the reference can know the face
+        assert "reference photo" in pipeline.stage("fill").memory_summary()
+    finally:
+        pipeline.close()
+    used = np.bincount(frame.faces[0].fill.source.ravel(), minlength=5)
+    assert used[FILLER_CODE["memory"]] > 0

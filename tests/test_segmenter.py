@@ -1,0 +1,100 @@
+"""The occlusion segmenter: real cutouts, training with resume, threshold calibration, export with its contract."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from realtime.contract import ModelContract, read_contract
+from realtime.errors import ModelContractError
+from realtime.runner import ModelRunner
+from tests.tiny_datasets import face_crops, write_dataset
+from trainer import train_segmenter as ts
+from trainer.cutouts import load_cutouts, place_cutout, split_cutouts
+from trainer.networks.segmenter import OcclusionSegmenter
+
+torch.set_num_threads(1)
+SIZE = 32
+
+
+def make_occluders(root):
+    """A folder laid out like ../shared/data/occluders: two hand photos with masks and an RGBA face mask."""
+    for i in range(2):
+        image = np.full((60, 80, 3), (40 + 60 * i, 120, 200), np.uint8)
+        mask = np.zeros((60, 80), np.uint8)
+        cv2.ellipse(mask, (40, 30), (30, 20), 0, 0, 360, 255, -1)
+        (root / "hands_tabletop" / "images").mkdir(parents=True, exist_ok=True)
+        (root / "hands_tabletop" / "masks").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "hands_tabletop" / "images" / f"{i}.jpg"), image)
+        cv2.imwrite(str(root / "hands_tabletop" / "masks" / f"{i}.png"), mask)
+    rgba = np.zeros((40, 70, 4), np.uint8)
+    rgba[5:35, 5:65] = (230, 230, 230, 255)
+    (root / "face_mask_templates").mkdir(parents=True)
+    cv2.imwrite(str(root / "face_mask_templates" / "surgical.png"), rgba)
+    return root
+
+
+def test_cutouts_load_split_and_paste_with_exact_masks(tmp_path):
+    cutouts = load_cutouts(make_occluders(tmp_path / "occ"))
+    assert sorted(c.kind for c in cutouts) == ["face_mask", "hand", "hand"]
+    train, held = split_cutouts(cutouts, every=3)
+    assert len(held) == 1 and {c.source for c in train}.isdisjoint({c.source for c in held})
+    face = np.full((64, 64, 3), 128, np.uint8)
+    points5 = np.array([[21, 30], [43, 30], [32, 43], [23, 51], [41, 51]], np.float64)
+    out, mask = place_cutout(face, cutouts[0], np.random.default_rng(0), points5)
+    changed = (out != face).any(axis=2)
+    assert mask.any() and changed[mask > 0].mean() > 0.95           # labelled pixels are visibly covered
+    assert not (changed & (mask == 0)).sum() > 0.5 * mask.sum()    # only the soft edge changes beyond the label
+
+
+def test_the_segmenter_outputs_a_probability_and_uncapped_logits():
+    network = OcclusionSegmenter(SIZE, (4, 8, 16))
+    out = network(torch.rand(2, 3, SIZE, SIZE))
+    assert out["mask"].shape == (2, 1, SIZE, SIZE) and out["logits"].shape == (2, 1, SIZE, SIZE)
+    assert torch.allclose(out["mask"], torch.sigmoid(out["logits"]))
+
+
+def test_calibration_picks_the_lowest_threshold_that_keeps_clean_faces_untouched():
+    region = np.ones((1, 16, 16), bool).repeat(4, 0)
+    probs = np.zeros((4, 16, 16), np.float32)
+    probs[0, 2:8, 2:8] = 0.62   # one clean face with a confident false blob
+    probs[1, 2:8, 2:8] = 0.41
+    assert ts.calibrate(probs, region, clean_target=0.75, min_area=4) == pytest.approx(0.42)
+    assert ts.calibrate(probs, region, clean_target=1.0, min_area=4) == pytest.approx(0.63)
+
+
+def test_a_masked_contract_needs_its_threshold():
+    kwargs = dict(kind="occlusion_mask", crop_size=64, inputs={"image": "image"}, outputs={"mask": "mask"})
+    with pytest.raises(ModelContractError, match="threshold"):
+        ModelContract(**kwargs).validate()
+    ModelContract(threshold=0.7, **kwargs).validate()
+
+
+def test_train_resume_calibrate_and_export(tmp_path):
+    rng = np.random.default_rng(0)
+    astronaut = rng.integers(0, 256, (512, 512, 3), np.uint8)
+    crops, points = face_crops(astronaut, 12, SIZE)
+    data = write_dataset(tmp_path / "faces", crops, points, [f"id{i % 6}" for i in range(12)], val_fraction=0.4)
+    occluders = make_occluders(tmp_path / "occ")
+    parser = argparse.ArgumentParser()
+    ts.add_arguments(parser)
+    common = ["--data", str(data), "--occluders", str(occluders), "--out", str(tmp_path / "run"), "--batch", "4",
+              "--widths", "4", "8", "16", "--workers", "0", "--checkpoint-every", "2"]
+    assert ts.run(parser.parse_args(common + ["--steps", "2"])) == 0
+    first = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert first["step"] == 2
+    assert ts.run(parser.parse_args(common + ["--steps", "4", "--resume"])) == 0
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 4
+    model = tmp_path / "seg.onnx"
+    assert ts.run(parser.parse_args(common + ["--finish", "--export", str(model), "--val-size", "4"])) == 0
+    report = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    contract = read_contract(model)
+    assert contract.kind == "occlusion_mask" and contract.threshold == report["threshold"]
+    assert set(report["scores"]) == {"clean", "rect", "text", "centre", "realistic", "cutouts"}
+    runner = ModelRunner(str(model), "cpu")
+    out = runner.run([crops[0]])
+    assert out.images == [] and out.masks[0].shape == (SIZE, SIZE)
