@@ -39,6 +39,7 @@ class FillConfig:
     ring: float = 0.05         # width of the colour-matching ring, crop fraction
     ring_gap: float = 0.012    # the ring starts this far from the hole (clear of the occluder's fringe)
     feather: float = 0.012     # paste feather outside the hole, crop fraction
+    min_cover: float = 0.6     # a filler takes a hole region only if it can fill this share of it
     memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,29 @@ def colour_offset(current: np.ndarray, fill: np.ndarray, ring: np.ndarray, sigma
     blend = np.clip(den / 0.05, 0, 1)[..., None]  # far from the ring: the ring's mean offset
     field = np.clip(blend * offset + (1 - blend) * mean, -limit, limit).astype(np.float32)
     return cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def matched(patch: np.ndarray, warped: np.ndarray, valid: np.ndarray, ring: np.ndarray, ring_px: int
+            ) -> tuple[np.ndarray | None, np.ndarray]:
+    """A warped fill colour-matched to the face around the hole; not trusted (nothing valid) without a ring."""
+    offset = colour_offset(patch, warped, ring & valid, sigma=2.0 * ring_px)
+    if offset is None:
+        return None, np.zeros_like(valid)
+    return np.clip(np.rint(warped.astype(np.float32) + offset), 0, 255).astype(np.uint8), valid
+
+
+def covered_parts(todo: np.ndarray, valid: np.ndarray, min_cover: float) -> np.ndarray:
+    """The valid pixels of the connected parts of `todo` that a filler covers at least `min_cover` of: one filler
+    per region where possible, so no patchwork of sources (and seams between them) inside one hole."""
+    hit = todo & valid
+    if not hit.any():
+        return hit
+    count, labels = cv2.connectedComponents(todo.astype(np.uint8), connectivity=8)
+    size = np.bincount(labels.ravel(), minlength=count)
+    covered = np.bincount(labels.ravel(), weights=hit.ravel().astype(np.float64), minlength=count)
+    keep = covered >= min_cover * np.maximum(size, 1)
+    keep[0] = False
+    return hit & keep[labels]
 
 
 def oval_area(entry) -> int:
@@ -212,16 +236,19 @@ class FillStage:
         for filler in cfg.order:
             if not todo.any():
                 break
-            if filler == "memory":
-                done = self._from_memory(face, key, patch, points, todo, ring, fill, ring_px)
-            elif filler == "mirror":
-                done = self._from_mirror(patch, points, hole, region, todo, ring, fill, ring_px)
-            elif filler == "network":
-                done = self._from_network(face, box, todo, fill)
-            else:  # inpaint the thick rest and the thin parts together
+            if filler == "inpaint":  # the thick rest and the thin parts together
                 done = todo | thin
                 fill[done] = inpaint(fill, done)[done]
                 thin = np.zeros_like(thin)
+            else:
+                if filler == "memory":
+                    image, valid = self._from_memory(face, key, patch, points, todo, ring, ring_px)
+                elif filler == "mirror":
+                    image, valid = self._from_mirror(patch, points, hole, region, todo, ring, ring_px)
+                else:
+                    image, valid = self._from_network(face, box, todo)
+                done = covered_parts(todo, valid, cfg.min_cover) if image is not None else np.zeros_like(todo)
+                fill[done] = image[done] if image is not None else fill[done]
             source[done] = FILLER_CODE[filler]
             todo &= ~done
         if thin.any():
@@ -232,52 +259,38 @@ class FillStage:
         return FaceFill(box, fill, weight, source)
 
     def _from_memory(self, face: Face, key: np.ndarray, patch: np.ndarray, points: np.ndarray, todo: np.ndarray,
-                     ring: np.ndarray, fill: np.ndarray, ring_px: int) -> np.ndarray:
+                     ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:
         memory = self.memories.get(face.track_id)
         entry = memory.best(key) if memory is not None and memory.entries else None
         if entry is None and self.reference is not None:
             entry = self.reference.best(key)
         if entry is None:
-            return np.zeros_like(todo)
+            return None, np.zeros_like(todo)
         layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255])
         h, w = todo.shape
         warped, valid = warp_mesh(layers, entry.points, points, (0, 0, w, h), only=todo | ring)
         valid &= warped[..., 3] > 250
-        return self._place(patch, warped[..., :3], valid, todo, ring, fill, ring_px)
+        return matched(patch, warped[..., :3], valid, ring, ring_px)
 
     def _from_mirror(self, patch: np.ndarray, points: np.ndarray, hole: np.ndarray, region: np.ndarray,
-                     todo: np.ndarray, ring: np.ndarray, fill: np.ndarray, ring_px: int) -> np.ndarray:
+                     todo: np.ndarray, ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:
         h, w = todo.shape
         usable = region & ~dilate(hole, 2)
         layers = np.dstack([patch, usable.astype(np.uint8) * 255])
         warped, valid = warp_mesh(layers, mirrored_points(points), points, (0, 0, w, h), only=todo | ring)
         valid &= warped[..., 3] > 250
-        return self._place(patch, warped[..., :3], valid, todo, ring, fill, ring_px)
+        return matched(patch, warped[..., :3], valid, ring, ring_px)
 
-    @staticmethod
-    def _place(patch: np.ndarray, warped: np.ndarray, valid: np.ndarray, todo: np.ndarray, ring: np.ndarray,
-               fill: np.ndarray, ring_px: int) -> np.ndarray:
-        done = todo & valid
-        if not done.any():
-            return done
-        offset = colour_offset(patch, warped, ring & valid, sigma=2.0 * ring_px)
-        if offset is None:
-            return np.zeros_like(todo)  # nothing to match colours against: not trusted
-        corrected = np.clip(warped.astype(np.float32) + offset, 0, 255)
-        fill[done] = np.rint(corrected[done]).astype(np.uint8)
-        return done
-
-    def _from_network(self, face: Face, box: tuple[int, int, int, int], todo: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    def _from_network(self, face: Face, box: tuple[int, int, int, int], todo: np.ndarray
+                      ) -> tuple[np.ndarray | None, np.ndarray]:
         completed = face.completed
         if self.network is not None:
             completed = self.network.run([face.crop], [face.mask.astype(np.float32)]).images[0]
             face.completed = completed
         if completed is None:
-            return np.zeros_like(todo)
+            return None, np.zeros_like(todo)
         inside = crop_to_box(np.ones(completed.shape[:2], np.float32), face.matrix, box) > 0.99
-        done = todo & inside
-        fill[done] = crop_to_box(completed, face.matrix, box)[done]
-        return done
+        return crop_to_box(completed, face.matrix, box), inside
 
     @staticmethod
     def _weight(hole: np.ndarray, region: np.ndarray, feather_px: int) -> np.ndarray:

@@ -34,7 +34,8 @@ class FindConfig:
     min_area: float = 0.0015         # smallest region kept, as a fraction of the crop's area
     video: bool = True               # frames are a sequence: masks persist per track (False: unrelated photos)
     persist_frames: int = 2          # in video, a new region must be seen in 2 consecutive frames (1 = at once)...
-    confident: float = 0.97          # ...unless the finder's mean probability over it is at least this
+    confident: float = 0.97          # ...unless the finder's mean probability over it is at least this (and at
+                                     # least halfway from the threshold to 1)
     off_ratio: float = 0.6           # an occlusion stays on while the finder is above off_ratio x threshold
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
     hands: bool = True               # mediapipe Hands evidence
@@ -78,7 +79,7 @@ def decide(probability: np.ndarray, hands: np.ndarray, region: np.ndarray, thres
     candidate = remove_specks(((probability >= threshold) | hands) & region, min_area)
     if config.persist_frames <= 1 or not config.video:
         return candidate, candidate
-    sure = confident_regions(candidate, probability, hands, config.confident)
+    sure = confident_regions(candidate, probability, hands, max(config.confident, threshold + 0.5 * (1.0 - threshold)))
     if history is None:
         return candidate, sure
     prev_candidate, prev_on = history
@@ -107,7 +108,8 @@ class FindStage:
     def __init__(self, finder: ModelRunner, config: FindConfig = FindConfig()):
         self.finder = finder
         self.config = config
-        self._hands: HandDetector | None = None
+        # built now, not on the first frame: its start-up would otherwise count as that frame's latency
+        self._hands: HandDetector | None = HandDetector(video=config.video) if config.hands else None
         self._tracks: dict[int, MaskHistory] = {}
 
     @property

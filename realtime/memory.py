@@ -24,9 +24,9 @@ NOSE_TIP, LEFT_CHEEK, RIGHT_CHEEK, LEFT_EYE, RIGHT_EYE = 1, 234, 454, 33, 263
 class MemoryConfig:
     enabled: bool = True
     max_entries: int = 8          # per track
-    key_radius: float = 0.04      # entries closer than this (key units) are the same pose/expression: replaced
+    key_radius: float = 0.015     # entries closer than this (key units) are the same pose/expression: replaced
     every: int = 3                # frames between two updates of a track's memory
-    switch_margin: float = 0.02   # a track keeps its entry unless another is nearer by this much (no flicker)
+    switch_margin: float = 0.008  # a track keeps its entry unless another is nearer by this much (no flicker)
     max_clean_mask: float = 0.25  # a face more than this share occluded teaches the memory nothing
 
 

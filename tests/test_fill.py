@@ -3,6 +3,7 @@ the rest; the paste never leaves the face oval."""
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -102,7 +103,7 @@ def video_pipeline(model: str, order=("memory", "mirror", "network", "inpaint"))
 
 
 def run(pipeline, image, index):
-    frame = Frame(index=index, image=image)
+    frame = Frame(index=index, image=image, pts=index, time_base=Fraction(1, 25))  # landmark smoothing by pts
     for stage in pipeline.stages:
         frame = stage.process(frame)
     return frame

@@ -98,3 +98,23 @@ def test_train_resume_calibrate_and_export(tmp_path):
     runner = ModelRunner(str(model), "cpu")
     out = runner.run([crops[0]])
     assert out.images == [] and out.masks[0].shape == (SIZE, SIZE)
+
+
+def test_batchnorm_recalibration_makes_eval_mode_match_the_batch_statistics():
+    torch.manual_seed(0)
+    network = OcclusionSegmenter(SIZE, (4, 8, 16))
+    images = torch.rand(16, 3, SIZE, SIZE) * 0.5 + 0.25
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.fill_(3.0)   # stale statistics, as after fast-moving training
+    network.train()
+    with torch.no_grad():
+        reference = network(images)["mask"]
+    network.eval()
+    with torch.no_grad():
+        stale = network(images)["mask"]
+    data = torch.utils.data.TensorDataset(images, torch.zeros(16, 1, SIZE, SIZE))
+    ts.recalibrate_batchnorm(network, data, batches=4, batch_size=16)
+    with torch.no_grad():
+        fresh = network(images)["mask"]
+    assert (fresh - reference).abs().max() < 0.05 < (stale - reference).abs().max()

@@ -270,14 +270,36 @@ def load_network(checkpoint: Path, crop_size: int = 128) -> OcclusionSegmenter:
     return network.eval()
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(network: nn.Module, data: torch.utils.data.Dataset, batches: int, batch_size: int,
+                          seed: int = 0) -> None:
+    """Re-estimate BatchNorm's running statistics with the final weights (a plain average over `batches` training
+    batches). The running averages kept during training lag behind weights that moved fast; with them the
+    network in eval mode marked most of a clean face, with these it matches its training-mode behaviour."""
+    torch.manual_seed(seed)
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, num_workers=0)
+    network.train()
+    for i, (x, _) in enumerate(loader):
+        if i >= batches:
+            break
+        network(x)
+    network.eval()
+
+
 def finish(args: argparse.Namespace) -> int:
     """Calibrate on validation, report per protocol, export the ONNX file with the threshold in its contract."""
     from exporters.onnx_export import export_network
 
     torch.set_num_threads(args.threads)
     store = FaceStore(args.data)
-    _, held_cutouts = split_cutouts(load_cutouts(args.occluders))
+    train_cutouts, held_cutouts = split_cutouts(load_cutouts(args.occluders))
     network = load_network(Path(args.out) / "last.pt", store.crop_size)
+    data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed)
+    recalibrate_batchnorm(network, data, args.bn_batches, args.batch)
     val = validation_set(store, held_cutouts, args.val_size)
     clean_probs = predict(network, val["clean"][0])
     threshold = calibrate(clean_probs, val["clean"][2], args.clean_target, args.min_area)
@@ -309,6 +331,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finish", action="store_true", help="do not train: calibrate, report and export")
     parser.add_argument("--export", metavar="PATH.onnx", help="with --finish: write the ONNX model here")
     parser.add_argument("--val-size", type=int, default=500, help="validation faces per protocol")
+    parser.add_argument("--bn-batches", type=int, default=60, help="with --finish: batches that re-estimate BatchNorm")
     parser.add_argument("--clean-target", type=float, default=0.995, help="share of clean faces that must stay untouched")
     parser.add_argument("--min-area", type=int, default=24, help="speck filter: smallest region kept, crop pixels")
 
