@@ -47,7 +47,8 @@ from realtime.moving_occluders import (OCCLUDER_KINDS, PALETTES, FaceAnchor, anc
                                        paint_occluder)
 from realtime.one_euro import OneEuroFilter
 from realtime.pipeline import PipelineConfig, build_pipeline
-from realtime.regions import FACE_OVAL, dilate, polygon_mask
+from realtime.align import transform_points
+from realtime.regions import FACE_OVAL, dilate, face_region, polygon_mask
 from realtime.temporal_eval import HOLE_ALPHA, psnr, ssim_map, temporal_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -415,14 +416,44 @@ class StripRequest:
     candidates: list[dict] = field(default_factory=list)
 
 
+class TrueMaskFind:
+    """A stand-in for the find stage that hands fill the TRUE occluder mask (`alpha`, set per frame): the fill
+    measured apart from the finding, against Telea given the same mask (`--true-mask`)."""
+
+    name = "find"
+
+    def __init__(self) -> None:
+        self.alpha: np.ndarray | None = None
+
+    def process(self, frame: Frame) -> Frame:
+        for face in frame.faces:
+            if face.crop is None or face.landmarks is None:
+                continue
+            size = face.crop.shape[0]
+            face.region = face_region(transform_points(face.landmarks, face.matrix), size)
+            mask = np.zeros((size, size), bool)
+            if self.alpha is not None:
+                covered = (self.alpha > HOLE_ALPHA).astype(np.float32)
+                mask = dilate(cv2.warpAffine(covered, face.matrix, (size, size)) > 0.1, 1) & face.region
+            face.mask = mask.astype(np.float32)
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
 def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], anchors: list[FaceAnchor | None],
                  fps: float, kind: str, schedule: str, arrival: int, config: PipelineConfig, palette: str,
-                 bar: tqdm | None = None, strip: StripRequest | None = None) -> dict:
+                 bar: tqdm | None = None, strip: StripRequest | None = None, true_mask: bool = False) -> dict:
     """Occlude the clean `frames` on `schedule`, run them through a fresh pipeline in order, score Unveil and Telea."""
     hw = frames[0].shape[:2]
     first = first_occluded(schedule, arrival)
     time_base = 1 / Fraction(fps).limit_denominator(1001)
     pipeline = build_pipeline(config)
+    oracle = None
+    if true_mask:
+        oracle = TrueMaskFind()
+        pipeline.stages = [oracle if stage.name == "find" else stage for stage in pipeline.stages]
     scored: list[dict] = []
     previous: dict[str, np.ndarray] | None = None
     clean_prev: np.ndarray | None = None
@@ -435,6 +466,8 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
             if anchors[i] is not None and occluder_on(schedule, i, arrival):
                 alpha, colour = paint_occluder(kind, i, anchors[i], hw, palette)
                 occluded = composite(clean, alpha, colour)
+            if oracle is not None:
+                oracle.alpha = alpha
             t0 = time.perf_counter()
             frame = Frame(index=i, image=occluded, pts=i, time_base=time_base)
             for stage in pipeline.stages:
@@ -515,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--palette", default="natural", choices=PALETTES,
                    help="occluder colours (magenta: what the tiny test model detects)")
+    p.add_argument("--true-mask", action="store_true",
+                   help="fill the TRUE occluder mask instead of the one Unveil finds: the fill alone against Telea")
     p.add_argument("--strip-kind", choices=OCCLUDER_KINDS, help="occluder of the picture strip (default: the first)")
     p.add_argument("--out", default=str(DEFAULT_OUT), metavar="DIR", help="where the JSON, table and strip go")
     return p
@@ -599,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
                     want_strip = strip_source is None and kind == strip_kind and schedule == "arrives"
                     request = StripRequest(tile) if want_strip else None
                     run = run_schedule(frames, landmarks, anchors, clip.fps, kind, schedule, arrival, config,
-                                       args.palette, bar, request)
+                                       args.palette, bar, request, true_mask=args.true_mask)
                     run["clip"] = str(clip.path)
                     runs.append(run)
                     if request is not None and request.candidates:

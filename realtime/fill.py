@@ -23,7 +23,7 @@ from realtime.align import warp_to_frame
 from realtime.errors import UnveilError
 from realtime.frame import Face, FaceFill, Frame
 from realtime.memory import FaceMemory, MemoryConfig, face_box, face_key, make_entry
-from realtime.mesh_warp import mirrored_points, warp_mesh
+from realtime.mesh_warp import complete_hidden, hidden_points, mirrored_points, warp_mesh
 from realtime.regions import FACE_OVAL, dilate, polygon_mask
 from realtime.runner import ModelRunner
 
@@ -36,7 +36,7 @@ ORDERS = ("memory", "mirror", "network", "inpaint")
 class FillConfig:
     order: tuple[str, ...] = ("memory", "mirror", "network", "inpaint")  # thick holes: first filler that can
     thin: float = 0.045        # a hole is thin when all its pixels lie within this crop fraction of visible face
-    ring: float = 0.05         # width of the colour-matching ring, crop fraction
+    ring: float = 0.025        # width of the colour-matching ring, crop fraction
     ring_gap: float = 0.012    # the ring starts this far from the hole (clear of the occluder's fringe)
     feather: float = 0.012     # paste feather outside the hole, crop fraction
     min_cover: float = 0.6     # a filler takes a hole region only if it can fill this share of it
@@ -75,43 +75,54 @@ def thin_parts(hole: np.ndarray, thin_px: int) -> np.ndarray:
     return thin[labels]
 
 
-def colour_offset(current: np.ndarray, fill: np.ndarray, ring: np.ndarray, sigma: float,
-                  limit: float = 40.0) -> np.ndarray | None:
-    """Smooth (h, w, 3) offset that makes `fill` match `current` on the ring (normalised convolution, computed at
-    reduced resolution: the field is smooth); None when the ring is empty.
+def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Smooth interpolation of (h, w, c) `values` known where `weight` (in [0, 1]) is 1: exact there, a
+    membrane-like surface between (pull down a Gaussian pyramid, push back up)."""
+    h, w = weight.shape
+    if min(h, w) <= 4 or weight.sum() < 1e-3:
+        total = max(float(weight.sum()), 1e-6)
+        mean = (values * weight[..., None]).reshape(-1, values.shape[2]).sum(0) / total
+        return np.broadcast_to(mean.astype(np.float32), values.shape).copy()
+    small_w = cv2.pyrDown(weight)
+    small_v = cv2.pyrDown(values * weight[..., None]) / np.maximum(small_w, 1e-6)[..., None]
+    coarse = push_pull(small_v.reshape(small_w.shape + (values.shape[2],)), np.clip(4.0 * small_w, 0.0, 1.0))
+    up = cv2.pyrUp(coarse, dstsize=(w, h)).reshape(values.shape)
+    return weight[..., None] * values + (1.0 - weight[..., None]) * up
+
+
+def colour_offset(current: np.ndarray, fill: np.ndarray, ring: np.ndarray, limit: float = 40.0) -> np.ndarray | None:
+    """(h, w, 3) offset that makes `fill` match `current` on the ring around the hole, smooth inside it (push-pull
+    interpolation: exact on the ring, so no step at the hole's edge); None when the ring is empty.
 
     Robust: ring pixels whose difference is far from the ring's median (an occluder edge the finder missed, a
-    shadow) are left out, and the offset is clipped to +-`limit` grey levels."""
+    shadow: more than 40 levels and 3 robust deviations away) are left out, and the offset is clipped to +-`limit`."""
     if ring.sum() < 8:
         return None
-    diff_all = current.astype(np.float32) - fill.astype(np.float32)
-    samples = diff_all[ring]
+    diff = current.astype(np.float32) - fill.astype(np.float32)
+    samples = diff[ring]
     median = np.median(samples, axis=0)
-    spread = np.median(np.abs(samples - median), axis=0) * 1.4826 + 4.0
-    ring = ring & (np.abs(diff_all - median) <= 3.0 * spread).all(axis=2)
+    spread = np.median(np.abs(samples - median), axis=0) * 1.4826
+    ring = ring & (np.abs(diff - median) <= np.maximum(3.0 * spread, 40.0)).all(axis=2)
     if ring.sum() < 8:
         return None
-    h, w = ring.shape
-    step = max(int(sigma // 4), 1)
-    small = (max(w // step, 1), max(h // step, 1))
-    weight = ring.astype(np.float32)
-    diff = diff_all * weight[..., None]
-    mean = diff.reshape(-1, 3).sum(0) / weight.sum()
-    num = cv2.GaussianBlur(cv2.resize(diff, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / step)
-    den = cv2.GaussianBlur(cv2.resize(weight, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / step)
-    offset = np.where(den[..., None] > 1e-4, num / np.maximum(den, 1e-6)[..., None], mean)
-    blend = np.clip(den / 0.05, 0, 1)[..., None]  # far from the ring: the ring's mean offset
-    field = np.clip(blend * offset + (1 - blend) * mean, -limit, limit).astype(np.float32)
-    return cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(push_pull(diff, ring.astype(np.float32)), -limit, limit)
 
 
-def matched(patch: np.ndarray, warped: np.ndarray, valid: np.ndarray, ring: np.ndarray, ring_px: int
+def matched(patch: np.ndarray, warped: np.ndarray, valid: np.ndarray, ring: np.ndarray
             ) -> tuple[np.ndarray | None, np.ndarray]:
     """A warped fill colour-matched to the face around the hole; not trusted (nothing valid) without a ring."""
-    offset = colour_offset(patch, warped, ring & valid, sigma=2.0 * ring_px)
+    offset = colour_offset(patch, warped, ring & valid)
     if offset is None:
         return None, np.zeros_like(valid)
     return np.clip(np.rint(warped.astype(np.float32) + offset), 0, 255).astype(np.uint8), valid
+
+
+def ring_mismatch(current: np.ndarray, fill: np.ndarray, ring: np.ndarray) -> float:
+    """How unlike the face around the hole a fill is, its overall colour shift aside (mean absolute deviation)."""
+    if ring.sum() < 8:
+        return float("inf")
+    diff = current[ring].astype(np.float32) - fill[ring].astype(np.float32)
+    return float(np.abs(diff - np.median(diff, axis=0)).mean())
 
 
 def covered_parts(todo: np.ndarray, valid: np.ndarray, min_cover: float) -> np.ndarray:
@@ -260,26 +271,42 @@ class FillStage:
 
     def _from_memory(self, face: Face, key: np.ndarray, patch: np.ndarray, points: np.ndarray, todo: np.ndarray,
                      ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """The remembered face that best matches the visible face around the hole, among the few nearest in pose
+        and expression (the mesh guesses the expression under an occluder; the pixels around it do not)."""
         memory = self.memories.get(face.track_id)
-        entry = memory.best(key) if memory is not None and memory.entries else None
-        if entry is None and self.reference is not None:
-            entry = self.reference.best(key)
-        if entry is None:
+        pool = memory if memory is not None and memory.entries else self.reference
+        if pool is None or not pool.entries:
             return None, np.zeros_like(todo)
-        layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255])
         h, w = todo.shape
-        warped, valid = warp_mesh(layers, entry.points, points, (0, 0, w, h), only=todo | ring)
-        valid &= warped[..., 3] > 250
-        return matched(patch, warped[..., :3], valid, ring, ring_px)
+        hidden = hidden_points(points, todo)
+        tried = {}
+        for index in pool.nearest(key, self.config.memory.candidates):  # nearest in pose, then best by pixels
+            entry = pool.entries[index]
+            layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255])
+            target = complete_hidden(entry.points, points, hidden, sigma=8.0 * ring_px)
+            warped, valid = warp_mesh(layers, entry.points, target, (0, 0, w, h), only=todo | ring)
+            valid &= warped[..., 3] > 250
+            knows = (valid & todo).sum() >= self.config.min_cover * todo.sum()
+            mismatch = ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf")
+            tried[index] = (mismatch, warped[..., :3], valid)
+        best = min(tried, key=lambda i: tried[i][0])
+        if pool.chosen in tried and tried[pool.chosen][0] <= 1.15 * tried[best][0]:
+            best = pool.chosen   # sticky: switching entries every frame would flicker
+        pool.chosen = best
+        _, warped, valid = tried[best]
+        return matched(patch, warped, valid, ring)
 
     def _from_mirror(self, patch: np.ndarray, points: np.ndarray, hole: np.ndarray, region: np.ndarray,
                      todo: np.ndarray, ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:
         h, w = todo.shape
         usable = region & ~dilate(hole, 2)
         layers = np.dstack([patch, usable.astype(np.uint8) * 255])
-        warped, valid = warp_mesh(layers, mirrored_points(points), points, (0, 0, w, h), only=todo | ring)
+        reflected = mirrored_points(points).astype(np.float64)
+        reflected[:, 0] = -reflected[:, 0]  # the face seen in a mirror: its twin points, left and right swapped
+        target = complete_hidden(reflected, points, hidden_points(points, hole), sigma=8.0 * ring_px)
+        warped, valid = warp_mesh(layers, mirrored_points(target), target, (0, 0, w, h), only=todo | ring)
         valid &= warped[..., 3] > 250
-        return matched(patch, warped[..., :3], valid, ring, ring_px)
+        return matched(patch, warped[..., :3], valid, ring)
 
     def _from_network(self, face: Face, box: tuple[int, int, int, int], todo: np.ndarray
                       ) -> tuple[np.ndarray | None, np.ndarray]:

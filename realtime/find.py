@@ -11,7 +11,11 @@ Decision: a pixel is a candidate where the finder is above the threshold or a ha
 regions smaller than `min_area` are dropped. In video the mask belongs to the track: a candidate region reaches the
 output at once only when the finder is sure of it (mean probability >= `confident`) or a hand covers it; otherwise
 once it was also a candidate in the previous frame or touches an occlusion already on (so an unsure speckle seen in
-one frame never does). An occlusion stays on while the finder stays above `off_ratio` x threshold (hysteresis). The decision is grown by `dilate` (occluder fringes) and handed to fill and blend as `face.mask`.
+one frame never does). An occlusion stays on while the finder stays above `off_ratio` x threshold (hysteresis).
+The decision is grown by `dilate` (occluder fringes) and handed to fill and blend as `face.mask`.
+A track that was occluded and that the detector loses is carried at its last place for up to `max_coast` frames
+while the visible face there stays the same: an occluder over the nose and eyes often hides the face from the
+detector exactly when it most needs filling.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from realtime.align import transform_points
+from realtime.align import transform_points, warp_to_crop
 from realtime.frame import Face, Frame
 from realtime.hands import HandDetector, hand_mask
 from realtime.regions import dilate, face_region, remove_specks
@@ -40,6 +44,7 @@ class FindConfig:
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
     hands: bool = True               # mediapipe Hands evidence
     max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped
+    max_coast: int = 6               # an occluded track the detector lost is carried this many frames at its place
     fast_motion: float = 0.25        # alignment change (crop fraction) beyond which history is dropped
     scene_cut: float = 30.0          # mean grey change of the visible face that drops the history
 
@@ -52,6 +57,9 @@ class MaskHistory:
     on: np.ndarray           # (S, S) bool: the decision of that frame, before growing
     index: int
     prior: tuple[np.ndarray, np.ndarray] | None  # the history that decision used (a re-shown frame reuses it)
+    landmarks: np.ndarray | None = None         # (468, 2) that frame's mesh, for coasting
+    box: np.ndarray | None = None
+    coasted: int = 0                            # frames in a row this track was carried without a detection
 
 
 def finder_threshold(runner: ModelRunner, config: FindConfig) -> float:
@@ -132,6 +140,7 @@ class FindStage:
         return self._hands.detect(frame.image)
 
     def process(self, frame: Frame) -> Frame:
+        frame.faces.extend(self._coasting_faces(frame))
         faces = [f for f in frame.faces if f.crop is not None and f.landmarks is not None]
         if not faces:
             self._forget(frame.index, set())
@@ -150,12 +159,35 @@ class FindStage:
             history = self._history(face, frame.index)
             candidate, on = decide(probability, hand, face.region, threshold, history, self.config)
             if face.track_id >= 0:
+                coasted = self._tracks[face.track_id].coasted + 1 if face.score <= 0 else 0
                 self._tracks[face.track_id] = MaskHistory(np.asarray(face.matrix, np.float64).copy(), face.crop,
-                                                          candidate, on, frame.index, history)
+                                                          candidate, on, frame.index, history,
+                                                          np.asarray(face.landmarks, np.float32).copy(),
+                                                          np.asarray(face.box, np.float32).copy(), coasted)
             grown = dilate(on, int(round(self.config.dilate * size))) & face.region
             face.mask = grown.astype(np.float32)
         self._forget(frame.index, {f.track_id for f in faces})
         return frame
+
+    def _coasting_faces(self, frame: Frame) -> list[Face]:
+        """Tracks that were occluded last frame and that the detector lost now (a hand or a bar over the nose and
+        eyes often hides the face from it) are carried at their last place, if the visible face there is still
+        the same (no cut, no move); they are decided and filled like detected faces, but never remembered."""
+        if frame.decode_failed or self.config.max_coast <= 0:
+            return []
+        present = {f.track_id for f in frame.faces}
+        carried = []
+        for track_id, kept in self._tracks.items():
+            if (track_id in present or kept.landmarks is None or not kept.on.any()
+                    or frame.index - kept.index != 1 or kept.coasted >= self.config.max_coast):
+                continue
+            size = kept.crop.shape[0]
+            crop = warp_to_crop(frame.image, kept.matrix, size)
+            if is_scene_cut(crop, kept.crop, ~dilate(kept.on | kept.candidate, 3), self.config.scene_cut):
+                continue
+            carried.append(Face(box=kept.box.copy(), score=0.0, landmarks=kept.landmarks.copy(), track_id=track_id,
+                                matrix=kept.matrix.copy(), crop=crop))
+        return carried
 
     def _history(self, face: Face, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         kept = self._tracks.get(face.track_id)

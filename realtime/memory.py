@@ -23,11 +23,12 @@ NOSE_TIP, LEFT_CHEEK, RIGHT_CHEEK, LEFT_EYE, RIGHT_EYE = 1, 234, 454, 33, 263
 @dataclass(frozen=True)
 class MemoryConfig:
     enabled: bool = True
-    max_entries: int = 8          # per track
+    max_entries: int = 16         # per track
     key_radius: float = 0.015     # entries closer than this (key units) are the same pose/expression: replaced
     every: int = 3                # frames between two updates of a track's memory
     switch_margin: float = 0.008  # a track keeps its entry unless another is nearer by this much (no flicker)
-    max_clean_mask: float = 0.25  # a face more than this share occluded teaches the memory nothing
+    max_clean_mask: float = 0.05  # a face more than this share occluded teaches the memory nothing
+    candidates: int = 3           # entries nearest in pose/expression tried per fill; the best match around the hole wins
 
 
 @dataclass
@@ -86,17 +87,21 @@ class FaceMemory:
     last_update: int = -(10**9)
 
     def remember(self, entry: MemoryEntry) -> None:
-        """Replace the entry of the same pose/expression, else add one (the oldest goes when full)."""
+        """Replace the entry of the same pose/expression, else add one; when full, the entry that knows least of
+        the face goes, unless the new one knows even less (a face half hidden never pushes out a whole one)."""
         self.last_update = entry.index
+        known = int(entry.known.sum())
         distances = [float(np.linalg.norm(e.key - entry.key)) for e in self.entries]
         if distances and min(distances) < self.config.key_radius:
             nearest = int(np.argmin(distances))
-            if entry.known.sum() >= 0.8 * self.entries[nearest].known.sum():
+            if known >= 0.98 * self.entries[nearest].known.sum():
                 self.entries[nearest] = entry
             return
         if len(self.entries) >= self.config.max_entries:
-            oldest = min(range(len(self.entries)), key=lambda i: self.entries[i].index)
-            del self.entries[oldest]
+            weakest = min(range(len(self.entries)), key=lambda i: (self.entries[i].known.sum(), self.entries[i].index))
+            if known < self.entries[weakest].known.sum():
+                return
+            del self.entries[weakest]
             self.chosen = None
         self.entries.append(entry)
 
@@ -111,6 +116,11 @@ class FaceMemory:
                 nearest = self.chosen
         self.chosen = nearest
         return self.entries[nearest]
+
+    def nearest(self, key: np.ndarray, count: int) -> list[int]:
+        """Indices of the `count` entries nearest `key` (pose and expression), nearest first."""
+        distances = [float(np.linalg.norm(e.key - key)) for e in self.entries]
+        return [int(i) for i in np.argsort(distances)[:count]]
 
     def nbytes(self) -> int:
         return sum(e.patch.nbytes + e.known.nbytes + e.points.nbytes for e in self.entries)

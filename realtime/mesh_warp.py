@@ -74,3 +74,33 @@ def mirrored_points(points: np.ndarray) -> np.ndarray:
     """The mesh with left and right swapped: warping a face with it as source maps each half onto the other."""
     _, mirror, _ = load_topology()
     return np.asarray(points)[mirror]
+
+
+def hidden_points(points: np.ndarray, hole: np.ndarray, grow: int = 2) -> np.ndarray:
+    """(468,) bool: mesh points that lie in (or within `grow` px of) the hole; box-local points and hole."""
+    h, w = hole.shape
+    xy = np.round(points).astype(int)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    near = cv2.dilate(hole.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0 if grow else hole
+    hidden = np.zeros(len(points), bool)
+    hidden[inside] = near[xy[inside, 1], xy[inside, 0]]
+    return hidden
+
+
+def complete_hidden(reference: np.ndarray, points: np.ndarray, hidden: np.ndarray, sigma: float) -> np.ndarray:
+    """`points` with the hidden ones replaced by the `reference` face's, moved by the affine that best maps the
+    reference's visible points onto the current ones (weighted towards the hole, Gaussian `sigma` in pixels).
+
+    The face mesh guesses what an occluder hides; the remembered (or mirrored) face knows it. Without enough
+    visible points the mesh is kept as it is."""
+    visible = ~hidden
+    if not hidden.any() or visible.sum() < 12:
+        return points
+    centre = points[hidden].mean(0)
+    weight = np.exp(-((points[visible] - centre) ** 2).sum(1) / (2.0 * sigma**2)) + 1e-3
+    src = np.concatenate([reference[visible], np.ones((visible.sum(), 1))], axis=1) * np.sqrt(weight)[:, None]
+    dst = points[visible] * np.sqrt(weight)[:, None]
+    affine, *_ = np.linalg.lstsq(src, dst, rcond=None)           # (3, 2)
+    out = np.asarray(points, np.float64).copy()
+    out[hidden] = np.concatenate([reference[hidden], np.ones((hidden.sum(), 1))], axis=1) @ affine
+    return out.astype(np.float32)

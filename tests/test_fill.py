@@ -69,25 +69,45 @@ def test_colour_offset_matches_a_shifted_fill_on_the_ring():
     fill = np.full((60, 60, 3), 100, np.uint8)
     ring = np.zeros((60, 60), bool)
     ring[5:55, 5:10] = True
-    offset = colour_offset(current, fill, ring, sigma=6)
+    offset = colour_offset(current, fill, ring)
     assert np.allclose(offset, 20, atol=0.5)
-    assert colour_offset(current, fill, np.zeros((60, 60), bool), sigma=6) is None
+    assert colour_offset(current, fill, np.zeros((60, 60), bool)) is None
 
 
-def test_memory_is_bounded_replaces_the_same_pose_and_sticks_to_its_choice():
-    def entry(key, index):
-        return MemoryEntry(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 2), np.float32), np.ones((4, 4), bool),
+def test_colour_offset_is_exact_on_the_ring_and_smooth_between():
+    current = np.zeros((64, 64, 3), np.uint8)
+    current[:, 32:] = 30                   # the light changes across the face
+    fill = np.zeros((64, 64, 3), np.uint8)
+    ring = np.zeros((64, 64), bool)
+    ring[:, :4] = ring[:, -4:] = True
+    offset = colour_offset(current, fill, ring)
+    assert np.allclose(offset[:, :4], 0, atol=0.5) and np.allclose(offset[:, -4:], 30, atol=0.5)
+    middle = offset[32, 4:-4, 0]
+    assert np.all(np.diff(middle) >= -0.5) and 3 < middle.mean() < 27   # a ramp between, not a step
+
+
+def test_memory_is_bounded_replaces_the_same_pose_and_keeps_what_knows_most():
+    def entry(key, index, known=16):
+        mask = np.zeros((4, 4), bool)
+        mask.ravel()[:known] = True
+        return MemoryEntry(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 2), np.float32), mask,
                            np.array(key, np.float64), index)
 
-    memory = FaceMemory(MemoryConfig(max_entries=3, key_radius=0.05, switch_margin=0.02))
-    for i in range(5):
-        memory.remember(entry([i * 0.1, 0, 0, 0, 0], i))
-    assert len(memory.entries) == 3 and min(e.index for e in memory.entries) == 2  # the oldest went
-    memory.remember(entry([0.401, 0, 0, 0, 0], 9))       # the same pose again: replaced, not added
-    assert len(memory.entries) == 3 and max(e.index for e in memory.entries) == 9
-    first = memory.best(np.array([0.3, 0, 0, 0, 0]))
-    assert first.index == 3
-    assert memory.best(np.array([0.345, 0, 0, 0, 0])) is first  # nearer to 0.4 by less than the margin: kept
+    memory = FaceMemory(MemoryConfig(max_entries=3, key_radius=0.05))
+    for i in range(3):
+        memory.remember(entry([i * 0.1, 0, 0, 0, 0], i, known=16 - 2 * i))
+    memory.remember(entry([0.5, 0, 0, 0, 0], 3, known=10))     # full, and it knows less than all: not kept
+    assert [e.index for e in memory.entries] == [0, 1, 2]
+    memory.remember(entry([0.101, 0, 0, 0, 0], 7, known=13))   # same pose, knows less than entry 1: ignored
+    assert [e.index for e in memory.entries] == [0, 1, 2]
+    memory.remember(entry([0.6, 0, 0, 0, 0], 4, known=16))     # knows more than the weakest (index 2): replaces it
+    assert sorted(e.index for e in memory.entries) == [0, 1, 4]
+    memory.remember(entry([0.101, 0, 0, 0, 0], 5, known=8))    # same pose, half hidden: the whole one stays
+    assert sorted(e.index for e in memory.entries) == [0, 1, 4]
+    memory.remember(entry([0.101, 0, 0, 0, 0], 6, known=14))   # same pose, as well known: newer wins
+    assert sorted(e.index for e in memory.entries) == [0, 4, 6]
+    assert memory.nearest(np.array([0.58, 0, 0, 0, 0]), 2) == [[e.index for e in memory.entries].index(4),
+                                                                [e.index for e in memory.entries].index(6)]
 
 
 @pytest.fixture(scope="module")

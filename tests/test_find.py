@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -168,3 +169,32 @@ def test_the_threshold_setting_changes_the_output_pixels(tiny_finder, astronaut_
         finally:
             pipeline.close()
     assert replaced[0] > replaced[1]
+
+
+def run_without_detection(pipeline, image, index):
+    """A frame in which the detector found no face."""
+    frame = Frame(index=index, image=image, pts=index, time_base=Fraction(1, 25))
+    for stage in pipeline.stages:
+        if stage.name != "detect":
+            frame = stage.process(frame)
+    return frame
+
+
+def test_an_occluded_face_the_detector_loses_is_carried_but_not_across_a_cut(tiny_finder, astronaut_bgr):
+    config = PipelineConfig(models=(tiny_finder,), provider="cpu", network="none")
+    config = replace(config, find=replace(config.find, hands=False, max_coast=3))
+    covered = astronaut_bgr.copy()
+    cv2.rectangle(covered, (205, 120), (245, 150), OCCLUDER_BGR, -1)
+    pipeline = build_pipeline(config)
+    try:
+        frame = Frame(index=0, image=covered, pts=0, time_base=Fraction(1, 25))
+        for stage in pipeline.stages:
+            frame = stage.process(frame)
+        assert frame.replaced is not None
+        lost = run_without_detection(pipeline, covered, 1)
+        assert lost.faces and lost.faces[0].score == 0.0            # carried, not detected
+        assert (lost.result()[125:145, 210:240] != OCCLUDER_BGR).any(axis=2).mean() > 0.9
+        cut = run_without_detection(pipeline, np.full_like(covered, 90), 2)
+        assert not cut.faces and cut.output is None                 # another picture: nothing is painted
+    finally:
+        pipeline.close()
