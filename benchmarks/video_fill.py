@@ -431,11 +431,12 @@ class TrueMaskFind:
                 continue
             size = face.crop.shape[0]
             face.region = face_region(transform_points(face.landmarks, face.matrix), size)
-            mask = np.zeros((size, size), bool)
+            occluded = np.zeros((size, size), bool)
             if self.alpha is not None:
                 covered = (self.alpha > HOLE_ALPHA).astype(np.float32)
-                mask = dilate(cv2.warpAffine(covered, face.matrix, (size, size)) > 0.1, 1) & face.region
-            face.mask = mask.astype(np.float32)
+                occluded = dilate(cv2.warpAffine(covered, face.matrix, (size, size)) > 0.1, 1)
+            face.mask = (occluded & face.region).astype(np.float32)
+            face.evidence = {"beyond": occluded & ~face.region}
         return frame
 
     def close(self) -> None:

@@ -233,6 +233,10 @@ class FillStage:
         points = (face.landmarks - np.array([x0, y0], np.float32)).astype(np.float32)
         region = polygon_mask(points[list(FACE_OVAL)], max(x1 - x0, y1 - y0))[: y1 - y0, : x1 - x0]
         hole = (crop_to_box(face.mask.astype(np.float32), face.matrix, box) > 0.5) & region
+        beyond = face.evidence.get("beyond")
+        # occluder pixels beyond the face: not filled, but no colour is taken from them either
+        unknown = hole | ((crop_to_box(beyond.astype(np.float32), face.matrix, box) > 0.5) & ~region
+                          if beyond is not None and beyond.any() else np.zeros_like(hole))
         if not hole.any():
             return None
         patch = frame.image[y0:y1, x0:x1]
@@ -249,7 +253,7 @@ class FillStage:
                 break
             if filler == "inpaint":  # the thick rest and the thin parts together
                 done = todo | thin
-                fill[done] = inpaint(fill, done)[done]
+                fill[done] = inpaint(fill, done | (unknown & ~hole))[done]
                 thin = np.zeros_like(thin)
             else:
                 if filler == "memory":
@@ -263,7 +267,7 @@ class FillStage:
             source[done] = FILLER_CODE[filler]
             todo &= ~done
         if thin.any():
-            fill[thin] = inpaint(fill, thin | todo)[thin]
+            fill[thin] = inpaint(fill, thin | todo | (unknown & ~hole))[thin]
             source[thin] = FILLER_CODE["inpaint"]
         weight = self._weight(hole, region, frame_px(cfg.feather, face.matrix, size))
         self.counts += np.bincount(source[hole], minlength=len(FILLERS))

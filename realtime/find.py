@@ -164,8 +164,11 @@ class FindStage:
                                                           candidate, on, frame.index, history,
                                                           np.asarray(face.landmarks, np.float32).copy(),
                                                           np.asarray(face.box, np.float32).copy(), coasted)
-            grown = dilate(on, int(round(self.config.dilate * size))) & face.region
-            face.mask = grown.astype(np.float32)
+            grow = int(round(self.config.dilate * size))
+            face.mask = (dilate(on, grow) & face.region).astype(np.float32)
+            # the occluder's part beyond the face is never repainted, but inpainting must not take colour from it
+            face.evidence["beyond"] = dilate(((probability >= threshold) | hand) & ~face.region, grow) if on.any() \
+                else np.zeros((size, size), bool)
         self._forget(frame.index, {f.track_id for f in faces})
         return frame
 
