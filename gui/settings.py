@@ -6,13 +6,12 @@ from pathlib import Path
 
 from PyQt6.QtCore import QSettings
 
-from realtime.choices import NETWORK_FILLERS
+from realtime.choices import NETWORK_FILLERS, PROVIDERS
 from realtime.fill import FillConfig
 from realtime.find import FindConfig
 from realtime.pipeline import PipelineConfig
 
 MODES = NETWORK_FILLERS  # which network paints what memory and the mirrored half cannot
-PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
 @dataclass(frozen=True)

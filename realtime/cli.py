@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Callable
 
 from realtime.errors import UnveilError
-from realtime.choices import NETWORK_FILLERS
+from realtime.choices import NETWORK_FILLERS, PROVIDERS
 
 # command -> module that provides add_arguments(parser) and run(args) -> int
 EXTERNAL_COMMANDS = {
@@ -41,7 +41,7 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                    help="finder probability that counts as covered (default: the model contract's calibrated value)")
     p.add_argument("--no-hands", action="store_true", help="do not use mediapipe Hands as occlusion evidence")
     p.add_argument("--no-memory", action="store_true", help="do not fill from the face seen in earlier frames")
-    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+    p.add_argument("--provider", default="auto", choices=list(PROVIDERS),
                    help="onnxruntime execution provider (default auto: TensorRT, then CUDA, then CPU, as installed)")
     p.add_argument("--device-id", type=int, default=0, help="GPU index for cuda / tensorrt (default 0)")
     p.add_argument("--threads", type=int, default=1,

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from realtime.choices import PROVIDERS
 from realtime.contract import ModelContract, contract_from_session
 from realtime.errors import ModelContractError, UnveilError
 
 log = logging.getLogger("unveil")
 
-PROVIDERS = {
+ORT_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
@@ -39,15 +40,15 @@ class ProviderChoice:
 def choose_providers(requested: str, available: list[str], device_id: int = 0) -> tuple[list, str | None]:
     """Pure: the provider list to ask onnxruntime for, and why we fell back to CPU (None if we did not)."""
     requested = requested.lower()
-    if requested not in ("auto", *PROVIDERS):
+    if requested not in PROVIDERS:
         raise UnveilError(f"unknown provider {requested!r} (choose auto, cpu, cuda or tensorrt)")
     if requested == "cpu":
         return ["CPUExecutionProvider"], None
     wanted = ["tensorrt", "cuda"] if requested == "auto" else (["tensorrt", "cuda"] if requested == "tensorrt" else ["cuda"])
     chosen: list = []
     for name in wanted:
-        if PROVIDERS[name] in available:
-            chosen.append((PROVIDERS[name], {"device_id": device_id}))
+        if ORT_PROVIDERS[name] in available:
+            chosen.append((ORT_PROVIDERS[name], {"device_id": device_id}))
     chosen.append("CPUExecutionProvider")
     if len(chosen) == 1 and requested != "auto":
         return chosen, (

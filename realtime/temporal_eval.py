@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from realtime.choices import PROVIDERS
 from realtime.detect import FaceDetector
 from realtime.errors import UnveilError
 from realtime.frame import Face, Frame
@@ -562,7 +563,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", default=[], metavar="NAME|PATH", help="blind model (default: shipped)")
     parser.add_argument("--compare-model", action="append", default=[], metavar="NAME|PATH",
                         help="another blind model run on the same frames, off and on (e.g. a recurrent one); repeatable")
-    parser.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    parser.add_argument("--provider", default="auto", choices=list(PROVIDERS))
     parser.add_argument("--frames", type=int, default=120, help="frames per clip at most")
     parser.add_argument("--json", metavar="PATH", help="write every score (means and per-frame series) as JSON")
     parser.add_argument("--plot-dir", metavar="DIR", help="write PNG plots of the metrics over time, off vs on")

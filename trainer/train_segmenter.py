@@ -234,7 +234,7 @@ def train(args: argparse.Namespace) -> int:
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                                          drop_last=True, persistent_workers=args.workers > 0)
     log = (out / "metrics.jsonl").open("a")
-    started = time.time()
+    started, first_step = time.time(), step
     network.train()
     while step < args.steps:
         for x, y in loader:
@@ -247,7 +247,7 @@ def train(args: argparse.Namespace) -> int:
             optimiser.step()
             step += 1
             if step % 20 == 0:
-                rate = step / max(time.time() - started, 1e-6)
+                rate = (step - first_step) / max(time.time() - started, 1e-6)
                 log.write(json.dumps({"step": step, "loss": float(loss), "lr": lr}) + "\n")
                 log.flush()
                 print(f"step {step}/{args.steps} loss {float(loss):.4f} lr {lr:.2e} ({rate:.2f} steps/s)", flush=True)
