@@ -43,6 +43,7 @@ class FindConfig:
     off_ratio: float = 0.6           # an occlusion stays on while the finder is above off_ratio x threshold
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
     hands: bool = True               # mediapipe Hands evidence
+    hands_every: int = 2             # run Hands on every n-th frame of a video, keep its hands between
     max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped
     max_coast: int = 6               # an occluded track the detector lost is carried this many frames at its place
     fast_motion: float = 0.25        # alignment change (crop fraction) beyond which history is dropped
@@ -119,6 +120,7 @@ class FindStage:
         # built now, not on the first frame: its start-up would otherwise count as that frame's latency
         self._hands: HandDetector | None = HandDetector(video=config.video) if config.hands else None
         self._tracks: dict[int, MaskHistory] = {}
+        self._last_hands: tuple[int, list[np.ndarray]] | None = None  # (frame index, hands) of the last Hands run
 
     @property
     def threshold(self) -> float:
@@ -126,6 +128,7 @@ class FindStage:
 
     def reset(self) -> None:
         self._tracks.clear()
+        self._last_hands = None
 
     def close(self) -> None:
         if self._hands is not None:
@@ -135,9 +138,14 @@ class FindStage:
     def _hand_points(self, frame: Frame) -> list[np.ndarray]:
         if not self.config.hands or frame.decode_failed:
             return []
+        every = max(self.config.hands_every, 1) if self.config.video else 1
+        if self._last_hands is not None and 0 <= frame.index - self._last_hands[0] < every:
+            return self._last_hands[1]
         if self._hands is None:
             self._hands = HandDetector(video=self.config.video)
-        return self._hands.detect(frame.image)
+        points = self._hands.detect(frame.image)
+        self._last_hands = (frame.index, points)
+        return points
 
     def process(self, frame: Frame) -> Frame:
         frame.faces.extend(self._coasting_faces(frame))

@@ -198,3 +198,25 @@ def test_an_occluded_face_the_detector_loses_is_carried_but_not_across_a_cut(tin
         assert not cut.faces and cut.output is None                 # another picture: nothing is painted
     finally:
         pipeline.close()
+
+
+def test_hands_run_on_every_other_video_frame_and_their_result_is_kept_between(tiny_finder):
+    from realtime.find import FindStage
+    from realtime.runner import ModelRunner
+
+    class CountingHands:
+        calls = 0
+
+        def detect(self, image):
+            self.calls += 1
+            return [np.full((21, 2), float(self.calls), np.float32)]
+
+        def close(self):
+            pass
+
+    stage = FindStage(ModelRunner(tiny_finder, "cpu"), FindConfig(hands=False, hands_every=2))
+    stage.config = FindConfig(hands=True, hands_every=2)
+    stage._hands = counting = CountingHands()
+    image = np.zeros((32, 32, 3), np.uint8)
+    seen = [stage._hand_points(Frame(index=i, image=image))[0][0, 0] for i in range(4)]
+    assert counting.calls == 2 and seen == [1.0, 1.0, 2.0, 2.0]
