@@ -332,7 +332,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", metavar="PATH.onnx", help="with --finish: write the ONNX model here")
     parser.add_argument("--val-size", type=int, default=500, help="validation faces per protocol")
     parser.add_argument("--bn-batches", type=int, default=60, help="with --finish: batches that re-estimate BatchNorm")
-    parser.add_argument("--clean-target", type=float, default=0.995, help="share of clean faces that must stay untouched")
+    parser.add_argument("--clean-target", type=float, default=0.99, help="share of clean faces that must stay untouched")
     parser.add_argument("--min-area", type=int, default=24, help="speck filter: smallest region kept, crop pixels")
 
 
