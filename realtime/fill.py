@@ -277,28 +277,30 @@ class FillStage:
                      ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:
         """The remembered face that best matches the visible face around the hole, among the few nearest in pose
         and expression (the mesh guesses the expression under an occluder; the pixels around it do not)."""
-        memory = self.memories.get(face.track_id)
-        pool = memory if memory is not None and memory.entries else self.reference
-        if pool is None or not pool.entries:
-            return None, np.zeros_like(todo)
         h, w = todo.shape
         hidden = hidden_points(points, todo)
-        tried = {}
-        for index in pool.nearest(key, self.config.memory.candidates):  # nearest in pose, then best by pixels
-            entry = pool.entries[index]
-            layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255])
-            target = complete_hidden(entry.points, points, hidden, sigma=8.0 * ring_px)
-            warped, valid = warp_mesh(layers, entry.points, target, (0, 0, w, h), only=todo | ring)
-            valid &= warped[..., 3] > 250
-            knows = (valid & todo).sum() >= self.config.min_cover * todo.sum()
-            mismatch = ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf")
-            tried[index] = (mismatch, warped[..., :3], valid)
-        best = min(tried, key=lambda i: tried[i][0])
-        if pool.chosen in tried and tried[pool.chosen][0] <= 1.15 * tried[best][0]:
-            best = pool.chosen   # sticky: switching entries every frame would flicker
-        pool.chosen = best
-        _, warped, valid = tried[best]
-        return matched(patch, warped, valid, ring)
+        for pool in (self.memories.get(face.track_id), self.reference):  # the track's own memory first
+            if pool is None or not pool.entries:
+                continue
+            tried = {}
+            for index in pool.nearest(key, self.config.memory.candidates):  # nearest in pose, then best by pixels
+                entry = pool.entries[index]
+                layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255])
+                target = complete_hidden(entry.points, points, hidden, sigma=8.0 * ring_px)
+                warped, valid = warp_mesh(layers, entry.points, target, (0, 0, w, h), only=todo | ring)
+                valid &= warped[..., 3] > 250
+                knows = (valid & todo).sum() >= self.config.min_cover * todo.sum()
+                mismatch = ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf")
+                tried[index] = (mismatch, warped[..., :3], valid)
+            best = min(tried, key=lambda i: tried[i][0])
+            if not np.isfinite(tried[best][0]):
+                continue   # no entry of this pool knows the hole
+            if pool.chosen in tried and tried[pool.chosen][0] <= 1.15 * tried[best][0]:
+                best = pool.chosen   # sticky: switching entries every frame would flicker
+            pool.chosen = best
+            _, warped, valid = tried[best]
+            return matched(patch, warped, valid, ring)
+        return None, np.zeros_like(todo)
 
     def _from_mirror(self, patch: np.ndarray, points: np.ndarray, hole: np.ndarray, region: np.ndarray,
                      todo: np.ndarray, ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:
