@@ -99,6 +99,19 @@ def test_train_resume_calibrate_and_export(tmp_path):
     out = runner.run([crops[0]])
     assert out.images == [] and out.masks[0].shape == (SIZE, SIZE)
 
+    # `unveil eval` knows a segmenter by its contract and scores its masks at the contract's threshold
+    from trainer import evaluate
+
+    eval_parser = argparse.ArgumentParser()
+    evaluate.add_arguments(eval_parser)
+    scores = tmp_path / "scores.json"
+    assert evaluate.run(eval_parser.parse_args([str(model), "--data", str(data), "--occluders", str(occluders),
+                                                "--limit", "4", "--json", str(scores)])) == 0
+    evaluated = json.loads(scores.read_text())
+    assert evaluated["threshold"] == contract.threshold
+    assert set(evaluated["scores"]) == set(report["scores"])
+    assert all(0.0 <= v["precision"] <= 1.0 and 0.0 <= v["untouched"] <= 1.0 for v in evaluated["scores"].values())
+
 
 def test_batchnorm_recalibration_makes_eval_mode_match_the_batch_statistics():
     torch.manual_seed(0)

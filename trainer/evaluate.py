@@ -230,8 +230,11 @@ def evaluate(model_path: Path, data_path: Path, config: EvalConfig, progress: bo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL.onnx")
     parser.add_argument("--data", type=Path, required=True, metavar="DATASET", help="a dataset made by `unveil prepare`")
-    parser.add_argument("--protocol", required=True,
-                        help=f"occlusion protocol(s), comma-separated, or 'all': {', '.join(PROTOCOLS)}")
+    parser.add_argument("--protocol", default="all",
+                        help=f"occlusion protocol(s), comma-separated, or 'all': {', '.join(PROTOCOLS)} (a segmenter "
+                             "is always scored on clean faces, rect, text, centre, realistic and real cutouts)")
+    parser.add_argument("--occluders", type=Path, default=Path("../shared/data/occluders"),
+                        help="real occluders with masks, for a segmenter's held-out cutouts")
     parser.add_argument("--split", default="val", choices=["val", "train", "all"])
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N faces of the split")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write every number (and per face) here")
@@ -241,6 +244,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from realtime.contract import read_contract
+
+    if read_contract(args.model).kind == "occlusion_mask":  # a segmenter: mask scores, not completion
+        from trainer.train_segmenter import evaluate_onnx, format_scores
+
+        report = evaluate_onnx(args.model, args.data, args.occluders, args.limit or 500, args.provider)
+        print(format_scores(report))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=1))
+        return 0
     protocols = PROTOCOLS if args.protocol == "all" else tuple(p.strip() for p in args.protocol.split(",") if p.strip())
     # The metric tensors of a batch are small: torch's intra-op thread pool cost 3x more than it saved (measured on
     # 2 busy cores). onnxruntime keeps its own threads for the model.

@@ -214,6 +214,34 @@ def evaluate(network: nn.Module, val: dict[str, tuple], threshold: float, min_ar
             for name, (images, truths, regions) in val.items()}
 
 
+def evaluate_onnx(model_path: Path, data_path: Path, occluders: Path, per_protocol: int, provider: str = "cpu",
+                  min_area: int = 24) -> dict:
+    """`unveil eval` for an occlusion_mask model: per protocol (and on clean faces) the mask IoU, precision and
+    recall inside the face, and the share of faces left untouched, at the contract's threshold, through
+    onnxruntime -- on the same validation set the calibration used."""
+    from realtime.runner import ModelRunner
+
+    runner = ModelRunner(str(model_path), provider=provider)
+    store = FaceStore(data_path)
+    _, held_cutouts = split_cutouts(load_cutouts(occluders))
+    val = validation_set(store, held_cutouts, per_protocol)
+    scores = {}
+    for name, (images, truths, regions) in val.items():
+        probs = np.stack(runner.run([np.ascontiguousarray(im[..., ::-1]) for im in images]).masks)
+        scores[name] = mask_scores(probs, truths, regions, float(runner.contract.threshold), min_area)
+    return {"model": str(model_path), "threshold": runner.contract.threshold, "faces_per_protocol": per_protocol,
+            "scores": scores}
+
+
+def format_scores(report: dict) -> str:
+    lines = [f"{report['model']} (occlusion_mask, threshold {report['threshold']}), "
+             f"{report['faces_per_protocol']} validation faces per protocol; inside the face region",
+             "", "| protocol | IoU | precision | recall | faces untouched |", "|---|---|---|---|---|"]
+    for name, v in report["scores"].items():
+        lines.append(f"| {name} | {v['iou']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['untouched']:.1%} |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------------------- loop
 
 
