@@ -1,6 +1,7 @@
 """Alignment round trip on a real face, inverse-warp accuracy, and paste-back leaving untouched pixels untouched."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -122,3 +123,20 @@ def test_paste_back_with_partial_weight_changes_only_pixels_under_the_weight() -
     np.testing.assert_array_equal(weight > 0, warp_to_frame(crop_weight, matrix, frame.shape[:2]) > 0)
     # Fully weighted pixels take the crop's value.
     assert (result[weight >= 1.0] == 7).all()
+
+
+def test_a_large_face_is_averaged_before_it_is_shrunk_into_the_crop() -> None:
+    """Shrinking 4x: the crop of a fine stripe pattern is its average grey (no aliasing), and a smooth picture lands
+    where the plain warp puts it (the same geometry)."""
+    from realtime.align import ANTI_ALIAS_BELOW
+
+    matrix = np.array([[0.25, 0.0, -10.0], [0.0, 0.25, -20.0]])
+    assert 0.25 < ANTI_ALIAS_BELOW
+    stripes = np.zeros((800, 800, 3), np.uint8)
+    stripes[:, ::2] = 255
+    crop = warp_to_crop(stripes, matrix, 64)
+    assert np.abs(crop.astype(float) - 127.5).max() < 20
+    ys, xs = np.mgrid[0:800, 0:800]
+    smooth = np.repeat((127 + 100 * np.sin(xs / 60.0) * np.cos(ys / 80.0))[..., None], 3, 2).astype(np.uint8)
+    plain = cv2.warpAffine(smooth, matrix, (64, 64), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(warp_to_crop(smooth, matrix, 64).astype(float) - plain.astype(float)).mean() < 2.0
