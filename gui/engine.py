@@ -50,6 +50,7 @@ def apply_tuning(pipeline: Pipeline, config: PipelineConfig) -> None:
     """Find and fill settings that apply on the next frame without rebuilding (threshold, persistence, feather).
     The fill order stays the pipeline's own (it knows whether a network can paint)."""
     pipeline.stage("find").config = config.find
+    pipeline.stage("hands").config = config.find
     fill = pipeline.stage("fill")
     fill.config = replace(config.fill, order=fill.config.order)
 

@@ -5,7 +5,7 @@ Evidence per face, in aligned-crop coordinates:
   never change;
 - the finder network: an `occlusion_mask` segmenter (its contract carries the calibrated threshold), or a
   blind-completion network's mask head;
-- hands: mediapipe Hands on the whole frame (realtime.hands), palm and finger capsules.
+- hands: mediapipe Hands on the whole frame (the hands stage, realtime.hands), palm and finger capsules.
 
 Decision: a pixel is a candidate where the finder is above the threshold or a hand covers it, inside the face;
 regions smaller than `min_area` are dropped. In video the mask belongs to the track: a candidate region reaches the
@@ -26,7 +26,7 @@ import numpy as np
 
 from realtime.align import transform_points, warp_to_crop
 from realtime.frame import Face, Frame
-from realtime.hands import HandDetector, hand_mask
+from realtime.hands import hand_mask
 from realtime.regions import dilate, face_region, remove_specks
 from realtime.runner import ModelRunner
 from realtime.temporal import alignment_change, is_scene_cut, motion_of, warp_crop_image
@@ -42,8 +42,8 @@ class FindConfig:
                                      # least halfway from the threshold to 1)
     off_ratio: float = 0.6           # an occlusion stays on while the finder is above off_ratio x threshold
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
-    hands: bool = True               # mediapipe Hands evidence
-    hands_every: int = 2             # run Hands on every n-th frame of a video, keep its hands between
+    hands: bool = True               # mediapipe Hands evidence (the hands stage finds them, realtime/hands.py)
+    hands_every: int = 2             # the hands stage runs Hands on every n-th frame of a video, keeps hands between
     max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped
     max_coast: int = 6               # an occluded track the detector lost is carried this many frames at its place
     fast_motion: float = 0.25        # alignment change (crop fraction) beyond which history is dropped
@@ -117,10 +117,7 @@ class FindStage:
     def __init__(self, finder: ModelRunner, config: FindConfig = FindConfig()):
         self.finder = finder
         self.config = config
-        # built now, not on the first frame: its start-up would otherwise count as that frame's latency
-        self._hands: HandDetector | None = HandDetector(video=config.video) if config.hands else None
         self._tracks: dict[int, MaskHistory] = {}
-        self._last_hands: tuple[int, list[np.ndarray]] | None = None  # (frame index, hands) of the last Hands run
 
     @property
     def threshold(self) -> float:
@@ -128,24 +125,6 @@ class FindStage:
 
     def reset(self) -> None:
         self._tracks.clear()
-        self._last_hands = None
-
-    def close(self) -> None:
-        if self._hands is not None:
-            self._hands.close()
-            self._hands = None
-
-    def _hand_points(self, frame: Frame) -> list[np.ndarray]:
-        if not self.config.hands or frame.decode_failed:
-            return []
-        every = max(self.config.hands_every, 1) if self.config.video else 1
-        if self._last_hands is not None and 0 <= frame.index - self._last_hands[0] < every:
-            return self._last_hands[1]
-        if self._hands is None:
-            self._hands = HandDetector(video=self.config.video)
-        points = self._hands.detect(frame.image)
-        self._last_hands = (frame.index, points)
-        return points
 
     def process(self, frame: Frame) -> Frame:
         frame.faces.extend(self._coasting_faces(frame))
@@ -154,7 +133,7 @@ class FindStage:
             self._forget(frame.index, set())
             return frame
         found = self.finder.run([f.crop for f in faces])
-        hands = self._hand_points(frame)
+        hands = (frame.hands or []) if self.config.hands else []
         size = faces[0].crop.shape[0]
         threshold = self.threshold
         for i, face in enumerate(faces):

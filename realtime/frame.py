@@ -47,6 +47,7 @@ class Frame:
     time_base: Fraction | None = None
     captured_at: float = field(default_factory=time.perf_counter)
     faces: list[Face] = field(default_factory=list)
+    hands: list[np.ndarray] | None = None  # (21, 2) float32 frame-pixel landmarks per hand (hands stage)
     output: np.ndarray | None = None     # (H, W, 3) uint8 result; None until the blend stage ran
     replaced: np.ndarray | None = None   # (H, W) uint8, 255 where output differs from image by design
     timings: dict[str, float] = field(default_factory=dict)  # stage name -> milliseconds

@@ -1,7 +1,8 @@
 """Hands on the whole frame with mediapipe Hands (palm detection + 21 landmarks), rasterised as occlusion evidence.
 
-A hand over the face is the commonest occluder on a webcam. The mask is the palm polygon plus one capsule per
-finger, drawn in aligned-crop coordinates so it can be combined with the other evidence there.
+A hand over the face is the commonest occluder on a webcam. The hands stage finds them (its own thread, so it runs
+beside the segmenter); the find stage draws the palm polygon plus one capsule per finger in aligned-crop
+coordinates and combines it with the other evidence there.
 """
 from __future__ import annotations
 
@@ -58,3 +59,35 @@ def hand_mask(hands: list[np.ndarray], matrix: np.ndarray, size: int, finger_wid
             for p in chain:
                 cv2.circle(mask, (int(p[0]), int(p[1])), width // 2, 1, -1)
     return mask.astype(bool)
+
+
+class HandsStage:
+    """Puts the frame's hands on `frame.hands`; in video Hands runs on every `hands_every`-th frame and its hands
+    are kept between. `config` is the find stage's (fields `hands`, `hands_every`, `video`)."""
+
+    name = "hands"
+
+    def __init__(self, config):
+        self.config = config
+        # built now, not on the first frame: its start-up would otherwise count as that frame's latency
+        self._detector: HandDetector | None = HandDetector(video=config.video) if config.hands else None
+        self._last: tuple[int, list[np.ndarray]] | None = None  # (frame index, hands) of the last Hands run
+
+    def process(self, frame):
+        if not self.config.hands or frame.decode_failed:
+            frame.hands = []
+            return frame
+        every = max(self.config.hands_every, 1) if self.config.video else 1
+        if self._last is not None and 0 <= frame.index - self._last[0] < every:
+            frame.hands = self._last[1]
+            return frame
+        if self._detector is None:
+            self._detector = HandDetector(video=self.config.video)
+        frame.hands = self._detector.detect(frame.image)
+        self._last = (frame.index, frame.hands)
+        return frame
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None

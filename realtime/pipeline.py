@@ -1,6 +1,6 @@
 """The one place where the runtime pipeline is wired together.
 
-source -> detect -> track -> align -> find -> fill -> blend -> sink. `build_pipeline` turns a `PipelineConfig` into
+source -> detect -> track -> align -> hands -> find -> fill -> blend -> sink. `build_pipeline` turns a `PipelineConfig` into
 the stage list and the model runners; `realtime.scheduler.run_stages` runs it under the live or offline policy.
 
 Models take roles by the kind in their contract:
@@ -21,6 +21,7 @@ from realtime.detect import DetectorConfig, FaceDetector
 from realtime.errors import UnveilError
 from realtime.fill import FillConfig, FillStage
 from realtime.find import FindConfig, FindStage
+from realtime.hands import HandsStage
 from realtime.models import DEFAULT_FINDER, DEFAULT_SYMMETRY, available_models, resolve_model
 from realtime.runner import ModelRunner
 from realtime.stages import AlignStage, BlendStage, DetectStage, TrackStage
@@ -70,7 +71,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.stage("detect").detector.close()
-        self.stage("find").close()
+        self.stage("hands").close()
 
 
 def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None]:
@@ -138,6 +139,7 @@ def build_pipeline(config: PipelineConfig, live: bool = False) -> Pipeline:
         DetectStage(detector),
         TrackStage(FaceTracker(config.tracker)),
         AlignStage(c.crop_size, c.template, c.margin),
+        HandsStage(config.find),
         FindStage(finder, config.find),
         fill,
         BlendStage(),

@@ -200,9 +200,8 @@ def test_an_occluded_face_the_detector_loses_is_carried_but_not_across_a_cut(tin
         pipeline.close()
 
 
-def test_hands_run_on_every_other_video_frame_and_their_result_is_kept_between(tiny_finder):
-    from realtime.find import FindStage
-    from realtime.runner import ModelRunner
+def test_hands_run_on_every_other_video_frame_and_their_result_is_kept_between():
+    from realtime.hands import HandsStage
 
     class CountingHands:
         calls = 0
@@ -214,9 +213,12 @@ def test_hands_run_on_every_other_video_frame_and_their_result_is_kept_between(t
         def close(self):
             pass
 
-    stage = FindStage(ModelRunner(tiny_finder, "cpu"), FindConfig(hands=False, hands_every=2))
+    stage = HandsStage(FindConfig(hands=False, hands_every=2))
     stage.config = FindConfig(hands=True, hands_every=2)
-    stage._hands = counting = CountingHands()
+    stage._detector = counting = CountingHands()
     image = np.zeros((32, 32, 3), np.uint8)
-    seen = [stage._hand_points(Frame(index=i, image=image))[0][0, 0] for i in range(4)]
+    seen = [stage.process(Frame(index=i, image=image)).hands[0][0, 0] for i in range(4)]
     assert counting.calls == 2 and seen == [1.0, 1.0, 2.0, 2.0]
+    stage.config = FindConfig(hands=False)
+    assert stage.process(Frame(index=4, image=image)).hands == []   # switched off: no hands, no call
+    assert counting.calls == 2
