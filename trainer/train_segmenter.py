@@ -70,6 +70,29 @@ def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def clear_glasses(image: np.ndarray, points5: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Thin-rimmed clear glasses drawn over the eyes: part of the face, never an occlusion (a hard negative; a model
+    trained with sunglasses as occluders marked real glasses' frames on clips)."""
+    out = image.copy()
+    left, right = points5[0], points5[1]
+    eye_distance = float(np.linalg.norm(right - left))
+    colour = tuple(int(c) for c in rng.integers(0, 120, 3)) if rng.random() < 0.7 else tuple(int(c) for c in rng.integers(140, 230, 3))
+    thickness = int(rng.integers(1, 3))
+    axes = (int(eye_distance * rng.uniform(0.32, 0.45)), int(eye_distance * rng.uniform(0.22, 0.34)))
+    shift = np.array([0.0, eye_distance * rng.uniform(-0.05, 0.12)])
+    for centre in (left + shift, right + shift):
+        c = (int(round(centre[0])), int(round(centre[1])))
+        if rng.random() < 0.5:
+            cv2.ellipse(out, c, axes, 0, 0, 360, colour, thickness, cv2.LINE_AA)
+        else:
+            cv2.rectangle(out, (c[0] - axes[0], c[1] - axes[1]), (c[0] + axes[0], c[1] + axes[1]), colour, thickness,
+                          cv2.LINE_AA)
+    inner_left = (int(round(left[0] + shift[0] + axes[0])), int(round(left[1] + shift[1])))
+    inner_right = (int(round(right[0] + shift[0] - axes[0])), int(round(right[1] + shift[1])))
+    cv2.line(out, inner_left, inner_right, colour, thickness, cv2.LINE_AA)
+    return out
+
+
 def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Camera and codec: blur, noise, JPEG."""
     out = image
@@ -96,10 +119,11 @@ class SegmenterData(torch.utils.data.Dataset):
     """Training items: (input image tensor, mask tensor). A fresh draw per call, seeded from torch's RNG."""
 
     def __init__(self, store: FaceStore, cutouts: list[Cutout], clean_fraction: float = 0.4,
-                 cutout_fraction: float = 0.3, seed: int = 0):
+                 cutout_fraction: float = 0.3, seed: int = 0, glasses_fraction: float = 0.0):
         self.store, self.cutouts = store, cutouts
         self.items = store.indices("train")
         self.clean_fraction, self.cutout_fraction, self.seed = clean_fraction, cutout_fraction, seed
+        self.glasses_fraction = glasses_fraction  # faces given clear glasses (not an occlusion)
         meta = store.meta
         self.points5 = template_points(store.crop_size, meta["template"], meta["margin"])
         self.synth = OcclusionSynth("mix", store.crop_size, seed=seed, template=meta["template"], margin=meta["margin"],
@@ -119,6 +143,8 @@ class SegmenterData(torch.utils.data.Dataset):
         if rng.random() < 0.7:
             image, points = jitter_alignment(image, points, rng)
         image = photometric(image, rng)
+        if rng.random() < self.glasses_fraction:
+            image = clear_glasses(image, self.points5, rng)
         draw = rng.random()
         if draw < self.clean_fraction:
             occluded, mask = image, np.zeros(image.shape[:2], np.float32)
@@ -261,7 +287,8 @@ def train(args: argparse.Namespace) -> int:
         optimiser.load_state_dict(state["optimiser"])
         step = int(state["step"])
         print(f"resumed at step {step}", flush=True)
-    data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed + step)
+    data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed + step,
+                         glasses_fraction=args.glasses_fraction)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                                          drop_last=True, persistent_workers=args.workers > 0)
     log = (out / "metrics.jsonl").open("a")
@@ -354,6 +381,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
     parser.add_argument("--clean-fraction", type=float, default=0.4, help="share of clean faces per batch")
     parser.add_argument("--cutout-fraction", type=float, default=0.3, help="share of real cut-out occluders")
+    parser.add_argument("--glasses-fraction", type=float, default=0.2,
+                        help="share of faces given clear glasses, which are face, not occlusion")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
