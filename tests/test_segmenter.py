@@ -131,3 +131,11 @@ def test_batchnorm_recalibration_makes_eval_mode_match_the_batch_statistics():
     with torch.no_grad():
         fresh = network(images)["mask"]
     assert (fresh - reference).abs().max() < 0.05 < (stale - reference).abs().max()
+
+
+def test_clear_glasses_change_only_the_eye_band_and_are_not_labelled():
+    face = np.full((64, 64, 3), 128, np.uint8)
+    points5 = np.array([[21, 30], [43, 30], [32, 43], [23, 51], [41, 51]], np.float64)
+    drawn = ts.clear_glasses(face, points5, np.random.default_rng(0))
+    changed = (drawn != face).any(axis=2)
+    assert changed.any() and not changed[45:].any() and not changed[:15].any()
