@@ -381,8 +381,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
     parser.add_argument("--clean-fraction", type=float, default=0.4, help="share of clean faces per batch")
     parser.add_argument("--cutout-fraction", type=float, default=0.3, help="share of real cut-out occluders")
-    parser.add_argument("--glasses-fraction", type=float, default=0.2,
-                        help="share of faces given clear glasses, which are face, not occlusion")
+    parser.add_argument("--glasses-fraction", type=float, default=0.0,
+                        help="share of faces given clear glasses, which are face, not occlusion (not in the shipped "
+                             "model: see its model card)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
