@@ -33,7 +33,8 @@ from realtime.errors import UnveilError
 from realtime.fill import FILLERS
 from realtime.frame import Frame
 from realtime.pipeline import PipelineConfig, build_pipeline
-from realtime.regions import FACE_OVAL, polygon_mask
+from realtime import regions
+from realtime.regions import FACE_OVAL
 from realtime.scheduler import run_stages
 from realtime.sources import VideoFileSource, list_images, read_image
 
@@ -74,7 +75,7 @@ def replaced_any(replaced: np.ndarray | None) -> bool:
 def face_oval(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """(H, W) bool: the mesh face oval (forehead to chin, cheek to cheek) of 468 frame-pixel landmarks."""
     h, w = shape[:2]
-    return polygon_mask(np.asarray(landmarks)[list(FACE_OVAL)], max(h, w))[:h, :w]
+    return regions.face_oval(landmarks, (h, w))
 
 
 def faces_oval(faces, shape: tuple[int, ...]) -> np.ndarray:
@@ -141,6 +142,15 @@ def jsonable(value):
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def write_report(out: Path, report: dict, to_markdown) -> int:
+    """report.json (every number) and report.md (the tables, also printed) into `out`; the exit status 0."""
+    (out / "report.json").write_text(json.dumps(jsonable(report), indent=2))
+    text = to_markdown(report)
+    (out / "report.md").write_text(text)
+    print(text)
+    return 0
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
@@ -443,11 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     report["wall_s"] = time.perf_counter() - t0
-    (out / "report.json").write_text(json.dumps(jsonable(report), indent=2))
-    text = markdown(report)
-    (out / "report.md").write_text(text)
-    print(text)
-    return 0
+    return write_report(out, report, markdown)
 
 
 if __name__ == "__main__":

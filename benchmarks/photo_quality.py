@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from benchmarks.do_no_harm import (
     DEFAULT_INDEX, DEFAULT_PHOTOS, ROOT, SHARED, changed_pixels, face_crop, face_oval, fit_cell, markdown_table,
-    jsonable, pct, pipeline_config, run_frame, save_grid, tint, validation_photos, verdict,
+    jsonable, pct, pipeline_config, run_frame, save_grid, tint, validation_photos, verdict, write_report,
 )
 from realtime.errors import UnveilError
 from realtime.pipeline import build_pipeline
@@ -660,11 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     report["wall_s"] = time.perf_counter() - t0
-    (out / "report.json").write_text(json.dumps(jsonable(report), indent=2))
-    text = markdown(report)
-    (out / "report.md").write_text(text)
-    print(text)
-    return 0
+    return write_report(out, report, markdown)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from realtime.moving_occluders import (OCCLUDER_KINDS, PALETTES, FaceAnchor, anc
 from realtime.one_euro import OneEuroFilter
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.align import transform_points
-from realtime.regions import FACE_OVAL, dilate, face_region, polygon_mask
+from realtime.regions import dilate, face_oval, face_region
 from realtime.temporal_eval import HOLE_ALPHA, psnr, ssim_map, temporal_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def smoothed_anchors(landmarks: list[np.ndarray | None], fps: float) -> list[Fac
 def face_oval_mask(landmarks: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
     """(H, W) bool: the polygon of the mesh's FACE_OVAL points (frame pixels)."""
     h, w = frame_hw
-    return polygon_mask(np.asarray(landmarks)[list(FACE_OVAL)], max(h, w))[:h, :w]
+    return face_oval(landmarks, (h, w))
 
 
 def hole_mask(alpha: np.ndarray, oval: np.ndarray) -> np.ndarray:

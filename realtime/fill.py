@@ -24,7 +24,7 @@ from realtime.errors import UnveilError
 from realtime.frame import Face, FaceFill, Frame
 from realtime.memory import FaceMemory, MemoryConfig, face_box, face_key, make_entry
 from realtime.mesh_warp import complete_hidden, hidden_points, mirrored_points, warp_mesh
-from realtime.regions import FACE_OVAL, dilate, polygon_mask
+from realtime.regions import dilate, face_oval
 from realtime.runner import ModelRunner
 
 FILLERS = ("none", "memory", "mirror", "network", "inpaint")
@@ -142,7 +142,7 @@ def covered_parts(todo: np.ndarray, valid: np.ndarray, min_cover: float) -> np.n
 def oval_area(entry) -> int:
     """Pixels of the face oval in a memory entry's patch."""
     h, w = entry.known.shape
-    return int(polygon_mask(entry.points[list(FACE_OVAL)], max(h, w))[:h, :w].sum())
+    return int(face_oval(entry.points, (h, w)).sum())
 
 
 def inpaint(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -231,7 +231,7 @@ class FillStage:
         if x1 - x0 < 4 or y1 - y0 < 4:
             return None
         points = (face.landmarks - np.array([x0, y0], np.float32)).astype(np.float32)
-        region = polygon_mask(points[list(FACE_OVAL)], max(x1 - x0, y1 - y0))[: y1 - y0, : x1 - x0]
+        region = face_oval(points, (y1 - y0, x1 - x0))
         hole = (crop_to_box(face.mask.astype(np.float32), face.matrix, box) > 0.5) & region
         beyond = face.evidence.get("beyond")
         # occluder pixels beyond the face: not filled, but no colour is taken from them either

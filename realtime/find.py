@@ -19,7 +19,7 @@ detector exactly when it most needs filling.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np

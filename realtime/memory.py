@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.align import transform_points
-from realtime.regions import FACE_OVAL, dilate, polygon_mask
+from realtime.regions import FACE_OVAL, dilate, face_oval
 
 # mesh points of the expression key: inner lips (13 upper, 14 lower), eyelids (159/145 left, 386/374 right)
 UPPER_LIP, LOWER_LIP = 13, 14
@@ -71,7 +71,7 @@ def make_entry(image: np.ndarray, landmarks: np.ndarray, occluded: np.ndarray | 
     clean)."""
     x0, y0, x1, y1 = face_box(landmarks, image.shape[:2])
     points = (landmarks - np.array([x0, y0], np.float32)).astype(np.float32)
-    known = polygon_mask(points[list(FACE_OVAL)], max(x1 - x0, y1 - y0))[: y1 - y0, : x1 - x0]
+    known = face_oval(points, (y1 - y0, x1 - x0))
     if occluded is not None:
         known &= ~dilate(occluded, grow)
     return MemoryEntry(image[y0:y1, x0:x1].copy(), points, known, key, index)

@@ -15,18 +15,23 @@ FACE_OVAL: tuple[int, ...] = (
 )
 
 
-def polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
-    """(size, size) bool: the filled polygon through `points` (crop pixels), sub-pixel accurate."""
-    mask = np.zeros((size, size), np.uint8)
+def polygon_mask(points: np.ndarray, shape: int | tuple[int, int]) -> np.ndarray:
+    """Bool mask of the filled polygon through `points` (pixels), sub-pixel accurate; `shape` is (h, w) or a side."""
+    mask = np.zeros((shape, shape) if isinstance(shape, int) else tuple(shape), np.uint8)
     shift = 4
     pts = np.round(np.asarray(points, np.float64) * (1 << shift)).astype(np.int32)
     cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=shift)
     return mask.astype(bool)
 
 
+def face_oval(landmarks: np.ndarray, shape: int | tuple[int, int]) -> np.ndarray:
+    """Bool face oval of 468 mesh points (in the pixels of an image of `shape`: (h, w) or a square's side)."""
+    return polygon_mask(np.asarray(landmarks)[list(FACE_OVAL)], shape)
+
+
 def face_region(landmarks_crop: np.ndarray, size: int, shrink: float = 0.0) -> np.ndarray:
     """(size, size) bool face oval from 468 mesh points already in crop pixels; `shrink` (crop fraction) erodes it."""
-    region = polygon_mask(landmarks_crop[list(FACE_OVAL)], size)
+    region = face_oval(landmarks_crop, size)
     px = int(round(shrink * size))
     if px > 0 and region.any():
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
