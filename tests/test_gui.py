@@ -87,6 +87,21 @@ def wait_until(app: QApplication, predicate, timeout_s: float = TIMEOUT_S) -> bo
     return bool(predicate())
 
 
+def wait_until_steady(app: QApplication, read, hold_s: float, timeout_s: float = TIMEOUT_S) -> bool:
+    """Run the event loop until `read()` has returned the same value for `hold_s` seconds; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    value, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        app.processEvents()
+        now, current = time.monotonic(), read()
+        if current != value:
+            value, since = current, now
+        elif now - since >= hold_s:
+            return True
+        time.sleep(0.002)
+    return False
+
+
 @pytest.fixture
 def make_window(qapp, media, tmp_path):
     windows = []
@@ -116,7 +131,9 @@ def paused_on_a_replaced_face(app: QApplication, window: MainWindow) -> None:
                       and window.current_frame.replaced.any()), window.last_error
     window.set_playing(False)
     feed = window.engine.feed
-    assert wait_until(app, lambda: window.current_frame.index == feed.position)
+    # A frame the feed took just before the pause may still be on its way; settled means no change for 0.5 s.
+    assert wait_until_steady(app, lambda: (window.current_frame.index, feed.position), hold_s=0.5)
+    assert window.current_frame.index == feed.position
 
 
 def test_frames_reach_the_display_and_change(qapp, make_window):
