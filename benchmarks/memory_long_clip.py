@@ -53,7 +53,7 @@ def measure(clip: Path, model: str, out: Path) -> dict:
     """Run `unveil process` in a fresh interpreter and read its peak RSS."""
     code = (
         "import json,resource,sys\n"
-        "from realtime.cli import main\n"
+        "from cli.main import main\n"
         f"rc = main(['process', {str(clip)!r}, '-o', {str(out)!r}, '--model', {model!r}, '--stats', {str(out) + '.json'!r}])\n"
         "print(json.dumps({'rc': rc, 'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )

@@ -1,11 +1,10 @@
 """`unveil live` with a window: start Qt, restore the saved settings, let the command line override them."""
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from PyQt6.QtCore import QLibraryInfo, QSettings, QTimer
@@ -21,7 +20,7 @@ from gui.theme import apply_dark_theme
 
 ORGANIZATION = "Unveil"
 APPLICATION = "viewer"
-DEFAULT_SOURCE = "0"   # the CLI's --source default
+DEFAULT_SOURCE = "0"   # the first camera, when neither the command line nor the saved settings name a source
 # Qt platforms that need no display server (any other QT_QPA_PLATFORM the user sets is trusted as is).
 DISPLAYLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl", "linuxfb", "eglfs", "vnc", "vkkhrdisplay")
 
@@ -66,34 +65,43 @@ def _inside_cv2(path: str) -> bool:
     return "cv2" in parts
 
 
-def initial_settings(saved: ViewerSettings, args: argparse.Namespace) -> ViewerSettings:
-    """Saved settings, overridden by command-line options that differ from their defaults."""
-    changes = {}
-    source = str(getattr(args, "source", "") or "")
-    if source and (source != DEFAULT_SOURCE or not saved.source):
-        changes["source"] = source
-    if getattr(args, "model", None):
-        changes["models"] = tuple(args.model)
-    if getattr(args, "network", "auto") != "auto":  # the CLI default leaves the viewer's own setting
-        changes["mode"] = args.network
-    if getattr(args, "threshold", None) is not None:
-        changes["threshold"] = args.threshold
-    if getattr(args, "reference", None):
-        changes["reference"] = args.reference
-    if getattr(args, "provider", "auto") != "auto":
-        changes["provider"] = args.provider
-    if getattr(args, "no_temporal", False):
+@dataclass(frozen=True)
+class ViewerRequest:
+    """What the command line asks of the viewer. None (or empty) keeps the viewer's saved setting."""
+    pipeline: PipelineConfig = PipelineConfig()
+    source: str | None = None
+    models: tuple[str, ...] = ()
+    network: str | None = None
+    threshold: float | None = None
+    reference: str | None = None
+    provider: str | None = None
+    temporal: bool = True
+    camera: CameraRequest = CameraRequest()
+
+
+def initial_settings(saved: ViewerSettings, request: ViewerRequest) -> ViewerSettings:
+    """Saved settings, overridden by what the command line gave."""
+    changes: dict = {}
+    if request.source:
+        changes["source"] = request.source
+    elif not saved.source:
+        changes["source"] = DEFAULT_SOURCE
+    if request.models:
+        changes["models"] = request.models
+    if request.network is not None:
+        changes["mode"] = request.network
+    if request.threshold is not None:
+        changes["threshold"] = request.threshold
+    if request.reference:
+        changes["reference"] = request.reference
+    if request.provider is not None:
+        changes["provider"] = request.provider
+    if not request.temporal:
         changes["smoothing"] = 0.0
     return replace(saved, **changes)
 
 
-def base_pipeline_config(args: argparse.Namespace) -> PipelineConfig:
-    from realtime.cli import pipeline_config
-
-    return pipeline_config(args)
-
-
-def run_viewer(args: argparse.Namespace, store: QSettings | None = None) -> int:
+def run_viewer(request: ViewerRequest, store: QSettings | None = None) -> int:
     """Open the viewer window and run until it is closed; returns the exit status."""
     app = QApplication.instance()
     if app is None:
@@ -106,9 +114,8 @@ def run_viewer(args: argparse.Namespace, store: QSettings | None = None) -> int:
     app.setApplicationName(APPLICATION)
     apply_dark_theme(app)
     store = store or QSettings(ORGANIZATION, APPLICATION)
-    settings = initial_settings(load_settings(store), args)
-    camera = CameraRequest(getattr(args, "width", None), getattr(args, "height", None), getattr(args, "fps", None))
-    window = MainWindow(store, base_pipeline_config(args), settings, camera)
+    settings = initial_settings(load_settings(store), request)
+    window = MainWindow(store, request.pipeline, settings, request.camera)
     geometry = store.value("geometry")
     if geometry is None or not window.restoreGeometry(geometry):
         window.resize(1400, 820)

@@ -17,6 +17,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFr
                              QMainWindow, QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QVBoxLayout,
                              QWidget)
 
+from realtime.choices import NETWORK_FILLERS, PROVIDERS
 from realtime.errors import UnveilError
 from realtime.frame import Frame
 from realtime.models import available_models
@@ -28,7 +29,7 @@ from gui.engine import CameraRequest, PipelineState, ViewerEngine
 from gui.feeds import FeedDescription
 from gui.overlay import COMPARE_LABELS, COMPARE_MODES, ViewOptions, compose_view
 from gui.recording import Recorder, save_snapshot, timestamped_path
-from gui.settings import MODES, PROVIDERS, ViewerSettings, pipeline_config, save_settings
+from gui.settings import ViewerSettings, pipeline_config, save_settings
 from gui.stats import DisplayStats, format_stage_times
 from gui.view import FrameView
 from gui.virtual_camera import VirtualCamera, virtual_camera_unavailable_reason
@@ -134,7 +135,7 @@ class MainWindow(QMainWindow):
         self.act_load_model = a("&Load model…", ["Ctrl+L"], self.choose_model)
         self.act_remember = a("Re&member this face", ["K"], self.remember_face)
         self.act_modes = [a(f"Network: {m}", [f"Ctrl+{i + 1}"], lambda _=False, m=m: self.set_pipeline(mode=m))
-                          for i, m in enumerate(MODES)]
+                          for i, m in enumerate(NETWORK_FILLERS)]
         self.act_provider = a("Next execution &provider", ["P"], self.cycle_provider)
         self.act_record = a("&Record", ["R"], self.set_recording, checkable=True)
         self.act_snapshot = a("&Snapshot", ["S"], self.snapshot)
@@ -284,11 +285,11 @@ class MainWindow(QMainWindow):
         form.addRow("Model", row)
         self.mode_combo = QComboBox()
         self.mode_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.mode_combo.addItems(MODES)
+        self.mode_combo.addItems(NETWORK_FILLERS)
         self.mode_combo.setToolTip("Which network paints what the face memory and the mirrored half cannot: auto "
                                    "(the symmetry model when loaded, else a blind model's own fill) · symmetry · "
                                    "blind · none (classical inpainting only) · Ctrl+1–4")
-        self.mode_combo.activated.connect(lambda i: self.set_pipeline(mode=MODES[i]))
+        self.mode_combo.activated.connect(lambda i: self.set_pipeline(mode=NETWORK_FILLERS[i]))
         form.addRow("Network", self.mode_combo)
         self.provider_combo = QComboBox()
         self.provider_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -409,7 +410,7 @@ class MainWindow(QMainWindow):
     def _sync_controls_from_settings(self) -> None:
         s = self.settings
         self._fill_models()
-        self.mode_combo.setCurrentIndex(MODES.index(s.mode))
+        self.mode_combo.setCurrentIndex(NETWORK_FILLERS.index(s.mode))
         self.provider_combo.setCurrentIndex(PROVIDERS.index(s.provider))
         for control, value in ((self.threshold_slider, s.threshold * 100), (self.smoothing_slider, s.smoothing * 100),
                                (self.feather_slider, s.feather * 1000)):
@@ -437,7 +438,7 @@ class MainWindow(QMainWindow):
     def set_pipeline(self, **changes) -> None:
         """Models / mode / provider: the worker rebuilds the pipeline; the window stays."""
         self._update_settings(**changes)
-        self.mode_combo.setCurrentIndex(MODES.index(self.settings.mode))
+        self.mode_combo.setCurrentIndex(NETWORK_FILLERS.index(self.settings.mode))
         self.provider_combo.setCurrentIndex(PROVIDERS.index(self.settings.provider))
         self._fill_models()
         self.pipeline_label.setText("Loading model…")

@@ -11,9 +11,6 @@ from realtime.fill import FillConfig
 from realtime.find import FindConfig
 from realtime.pipeline import PipelineConfig
 
-MODES = NETWORK_FILLERS  # which network paints what memory and the mirrored half cannot
-
-
 @dataclass(frozen=True)
 class ViewerSettings:
     source: str = ""
@@ -53,7 +50,7 @@ def load_settings(store: QSettings, defaults: ViewerSettings = ViewerSettings())
         except (TypeError, ValueError):
             continue
     settings = replace(defaults, **values)
-    if settings.mode not in MODES:
+    if settings.mode not in NETWORK_FILLERS:
         settings = replace(settings, mode=defaults.mode)
     if settings.provider not in PROVIDERS:
         settings = replace(settings, provider=defaults.provider)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.cli import EXTERNAL_COMMANDS, build_parser, main
+from cli.main import COMMANDS, main, parse_command
 from tests.tiny_models import OCCLUDER_BGR, build_blind_model, build_model_without_contract
 from tests.video_clips import AUDIO_RATE, corrupt_packet, stream_packets, video_frame_times, write_tone
 
@@ -148,7 +148,7 @@ def test_bad_input_gives_one_line_error_and_no_output(case, tmp_path, face_clip,
 
 
 def test_console_command_runs_as_a_program(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "realtime.cli", "process", str(tmp_path / "missing.mp4"), "-o",
+    result = subprocess.run([sys.executable, "-m", "cli", "process", str(tmp_path / "missing.mp4"), "-o",
                              str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "missing.mp4" in result.stderr
 
@@ -164,13 +164,14 @@ def test_live_headless_on_a_file_reports_fps_and_latency(face_clip, model, capsy
 
 
 def test_live_headless_prints_a_status_line_while_it_runs(face_clip, model):
-    from realtime.cli import pipeline_config
     from realtime.contract import read_contract
     from realtime.live import run_live
+    from realtime.options import pipeline_config_from_args
 
-    args = build_parser().parse_args(["live", "--source", str(face_clip), "--headless", "--model", model])
+    _, args = parse_command(["live", "--source", str(face_clip), "--headless", "--model", model])
     lines: list[str] = []
-    summary = run_live(str(face_clip), pipeline_config(args), seconds=5, status=lines.append, status_every_s=0.1)
+    summary = run_live(str(face_clip), pipeline_config_from_args(args), seconds=5, status=lines.append,
+                       status_every_s=0.1)
     assert len(lines) >= 2, lines  # the 10-frame clip plays for a third of a second
     assert summary["mode"] and summary["models"] == [read_contract(model).name or Path(model).stem]
     for line in lines:
@@ -179,7 +180,7 @@ def test_live_headless_prints_a_status_line_while_it_runs(face_clip, model):
         assert summary["mode"] in line and summary["models"][0] in line
 
 
-TORCH_COMMANDS = [c for c in ("train", "train-segmenter", "export", "eval", "eval-symmetry") if c in EXTERNAL_COMMANDS]
+TORCH_COMMANDS = [name for name, command in COMMANDS.items() if command.extra == "train" and name != "prepare"]
 
 
 def option_strings(parser: argparse.ArgumentParser) -> list[str]:
@@ -194,12 +195,12 @@ def test_help_of_the_training_commands_works_without_torch():
     expected = {}
     for command in TORCH_COMMANDS:
         real = argparse.ArgumentParser()
-        importlib.import_module(EXTERNAL_COMMANDS[command][0]).add_arguments(real)
+        importlib.import_module(COMMANDS[command].module).add_arguments(real)
         expected[command] = option_strings(real)
     code = (
         "import sys\n"
         "sys.modules.update(dict.fromkeys(['torch', 'onnx', 'onnxscript']))\n"
-        "from realtime.cli import main\n"
+        "from cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     for command in TORCH_COMMANDS:
@@ -218,8 +219,12 @@ def test_help_of_the_training_commands_works_without_torch():
 
 
 def test_every_runtime_argument_has_a_help_text():
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    import importlib
+
+    from cli.main import command_parser
+
     for name in ("process", "live", "bench", "demo"):
-        for action in commands.choices[name]._actions:
+        parser = command_parser(name)
+        importlib.import_module(COMMANDS[name].module).add_arguments(parser)
+        for action in parser._actions:
             assert action.help, f"unveil {name}: {action.option_strings or action.dest} has no help"

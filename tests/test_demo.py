@@ -7,7 +7,7 @@ import numpy as np
 
 from realtime.demo import demo_frames
 from realtime.models import DEFAULT_BLIND, available_models, resolve_model
-from realtime.cli import main
+from cli.main import main
 from realtime.contract import read_contract
 from tests.tiny_models import build_blind_model
 

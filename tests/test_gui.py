@@ -2,7 +2,6 @@
 tiny blind model, real mediapipe and real onnxruntime. No camera is needed: a missing camera is one of the cases."""
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -293,14 +292,22 @@ def test_free_path_adds_a_numeric_suffix(tmp_path):
 
 
 def test_command_line_overrides_saved_settings():
+    from cli.live import viewer_request
+    from cli.main import parse_command
+
+    def request(*argv: str):
+        return viewer_request(parse_command(["live", *argv])[1])
+
     saved = ViewerSettings(source="/videos/a.mp4", models=("old.onnx",), threshold=0.7)
-    args = argparse.Namespace(source="0", model=["new.onnx"], network="blind", provider="cpu", no_temporal=True)
-    settings = initial_settings(saved, args)
-    assert settings.source == "/videos/a.mp4"          # the default camera does not replace a saved source
+    settings = initial_settings(saved, request("--model", "new.onnx", "--network", "blind", "--provider", "cpu",
+                                               "--no-temporal"))
+    assert settings.source == "/videos/a.mp4"          # no --source: the saved source stays
     assert settings.models == ("new.onnx",) and settings.provider == "cpu" and settings.smoothing == 0.0
     assert settings.mode == "blind"
     assert settings.threshold == 0.7
-    assert initial_settings(saved, argparse.Namespace(source="3", model=[])).source == "3"
+    assert initial_settings(saved, request("--source", "0")).source == "0"
+    assert initial_settings(ViewerSettings(), request()).source == "0"   # nothing saved: the first camera
+    assert initial_settings(saved, request("--threshold", "0.5")).threshold == 0.5
 
 
 def test_a_camera_recording_is_timed_by_capture_clock(tmp_path):
@@ -402,7 +409,7 @@ def test_missing_display_is_found_before_qt_starts(env, reason_expected):
 
 def test_live_without_a_display_says_headless_instead_of_aborting():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    result = subprocess.run([sys.executable, "-m", "realtime.cli", "live", "--source", "57"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "cli", "live", "--source", "57"], capture_output=True,
                             text=True, timeout=120, env=env)
     assert result.returncode == 2, result.stderr  # not 134 (SIGABRT from Qt's platform plugin)
     errors = [line for line in result.stderr.splitlines() if line.startswith("unveil: error:")]

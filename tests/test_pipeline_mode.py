@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.cli import build_parser
+from cli.main import parse_command
 from realtime.errors import UnveilError
 from realtime.models import DEFAULT_FINDER, DEFAULT_SYMMETRY, available_models
 from realtime.pipeline import PipelineConfig, build_pipeline, load_runners
@@ -34,7 +34,7 @@ def test_network_choices_are_checked(tiny):
         load_runners(PipelineConfig(models=(tiny["blind"],), network="symmetry", provider="cpu"))
     _, network = load_runners(PipelineConfig(models=(tiny["blind"], tiny["symmetry"]), network="none", provider="cpu"))
     assert network is None
-    assert build_parser().parse_args(["process", "in.mp4", "-o", "out"]).network == "auto"
+    assert parse_command(["process", "in.mp4", "-o", "out"])[1].network == "auto"
 
 
 def test_the_fill_order_drops_the_network_when_nothing_can_paint(tiny):

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-MODULES = ["realtime.cli", "realtime.pipeline", "realtime.process", "realtime.live", "realtime.bench", "realtime.demo",
+MODULES = ["cli.main", "cli.process", "cli.live", "cli.bench", "cli.demo", "realtime.options", "realtime.pipeline", "realtime.process", "realtime.live", "realtime.bench", "realtime.demo",
            "realtime.temporal_eval", "gui.app", "gui.main_window"]
 
 

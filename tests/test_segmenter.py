@@ -13,6 +13,7 @@ from realtime.contract import ModelContract, read_contract
 from realtime.errors import ModelContractError
 from realtime.runner import ModelRunner
 from tests.tiny_datasets import face_crops, write_dataset
+from cli import train_segmenter as train_segmenter_command
 from trainer import train_segmenter as ts
 from trainer.cutouts import load_cutouts, place_cutout, split_cutouts
 from trainer.networks.segmenter import OcclusionSegmenter
@@ -84,13 +85,14 @@ def test_train_resume_calibrate_and_export(tmp_path):
     ts.add_arguments(parser)
     common = ["--data", str(data), "--occluders", str(occluders), "--out", str(tmp_path / "run"), "--batch", "4",
               "--widths", "4", "8", "16", "--workers", "0", "--checkpoint-every", "2"]
-    assert ts.run(parser.parse_args(common + ["--steps", "2"])) == 0
+    assert ts.train(parser.parse_args(common + ["--steps", "2"])) == 0
     first = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert first["step"] == 2
-    assert ts.run(parser.parse_args(common + ["--steps", "4", "--resume"])) == 0
+    assert ts.train(parser.parse_args(common + ["--steps", "4", "--resume"])) == 0
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 4
     model = tmp_path / "seg.onnx"
-    assert ts.run(parser.parse_args(common + ["--finish", "--export", str(model), "--val-size", "4"])) == 0
+    assert train_segmenter_command.run(parser.parse_args(common + ["--finish", "--export", str(model),
+                                                                    "--val-size", "4"])) == 0
     report = json.loads((tmp_path / "run" / "calibration.json").read_text())
     contract = read_contract(model)
     assert contract.kind == "occlusion_mask" and contract.threshold == report["threshold"]

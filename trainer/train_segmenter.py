@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -348,10 +349,18 @@ def recalibrate_batchnorm(network: nn.Module, data: torch.utils.data.Dataset, ba
     network.eval()
 
 
-def finish(args: argparse.Namespace) -> int:
-    """Calibrate on validation, report per protocol, export the ONNX file with the threshold in its contract."""
-    from exporters.onnx_export import export_network
+@dataclass
+class Finished:
+    """A trained segmenter made ready for export: BatchNorm re-estimated, threshold calibrated."""
+    network: nn.Module
+    threshold: float
+    margin: float
+    template: str
 
+
+def finish(args: argparse.Namespace) -> Finished:
+    """Re-estimate BatchNorm, calibrate the threshold on validation, report per protocol (printed and written to
+    OUT/calibration.json)."""
     torch.set_num_threads(args.threads)
     store = FaceStore(args.data)
     train_cutouts, held_cutouts = split_cutouts(load_cutouts(args.occluders))
@@ -364,11 +373,7 @@ def finish(args: argparse.Namespace) -> int:
     report = {"threshold": threshold, "min_area": args.min_area, "scores": evaluate(network, val, threshold, args.min_area)}
     print(json.dumps(report, indent=2))
     (Path(args.out) / "calibration.json").write_text(json.dumps(report, indent=2))
-    if args.export:
-        export_network(network, args.export, name=Path(args.export).stem, threshold=threshold,
-                       margin=store.meta["margin"], template=store.meta["template"], exporter="torchscript")
-        print(f"wrote {args.export} (threshold {threshold})")
-    return 0
+    return Finished(network, threshold, float(store.meta["margin"]), str(store.meta["template"]))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -397,5 +402,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-area", type=int, default=24, help="speck filter: smallest region kept, crop pixels")
 
 
-def run(args: argparse.Namespace) -> int:
-    return finish(args) if args.finish else train(args)

@@ -1,0 +1,26 @@
+"""`unveil process`: a video file, an image or a folder of images, offline."""
+from __future__ import annotations
+
+import argparse
+
+from realtime.options import add_pipeline_arguments, pipeline_config_from_args
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="video file, image, or folder of images")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (same kind as the input) or folder (for a folder of images)")
+    p.add_argument("--save-masks", metavar="DIR", help="write the mask of replaced pixels per frame/image as PNG")
+    p.add_argument("--stats", metavar="PATH", help="write frames, faces, failed frames, fps and stage latencies as JSON")
+    add_pipeline_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime.process import process
+
+    summary = process(args.input, args.output, pipeline_config_from_args(args), save_masks=args.save_masks,
+                      stats_path=args.stats)
+    failed = summary["frames_failed_to_decode"]
+    print(f"wrote {args.output}: {summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} fps"
+          + (f"; {len(failed)} frames failed to decode: {failed[:20]}{' ...' if len(failed) > 20 else ''}" if failed else ""))
+    return 0
