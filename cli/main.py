@@ -9,7 +9,9 @@ import importlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Callable, NamedTuple
 
 from realtime.errors import UnveilError
@@ -102,8 +104,19 @@ def show_native_logs() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl+C (SystemExit through the same cleanup), so no half-written output stays behind."""
+    def terminate(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:  # the program itself, not a caller that owns the process's signals
+        exit_on_sigterm()
+        argv = sys.argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     top, rest = build_parser().parse_known_args(argv)
     if top.verbose:

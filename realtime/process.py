@@ -45,8 +45,8 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         sink.abort()
         source.close()
         raise
-    total = source.info.frame_count if is_video and source.info else None
-    bar = tqdm(total=total, unit="frame", desc=Path(input_spec).name, disable=not show_progress, dynamic_ncols=True)
+    total = source.info.frame_count if is_video and source.info else len(getattr(source, "paths", ())) or None
+    bar = tqdm(total=total, unit="frame" if is_video else "image", desc=Path(input_spec).name, disable=not show_progress, dynamic_ncols=True)
 
     def write(frame) -> None:
         sink.write(frame)

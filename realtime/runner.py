@@ -15,6 +15,13 @@ from realtime.contract import ModelContract, contract_from_session
 from realtime.errors import ModelContractError, UnveilError
 
 log = logging.getLogger("unveil")
+_warned: set[str] = set()  # a fallback is told once per process, not once per model
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("unveil: warning: %s", message)
 
 ORT_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -83,7 +90,7 @@ class ModelRunner:
             reason = f"{', '.join(wanted_gpu)} could not be loaded (missing CUDA/cuDNN libraries or no GPU); running on CPU"
         self.provider = ProviderChoice(provider, active, reason)
         if reason:
-            log.warning("unveil: warning: %s", reason)
+            warn_once(reason)
         self.contract: ModelContract = contract_from_session(self.session, path)
         self.path = path
         self._input_types = {i.name: i.type for i in self.session.get_inputs()}

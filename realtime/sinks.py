@@ -32,6 +32,9 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.unveil-partial{path.suffix}")
 
 
+OUTPUT_KINDS = "a video goes to a video file (.mp4, .mkv, .mov), an image to an image file, a folder of images to a folder"
+
+
 def check_writable(path: str | Path, *, folder: bool = False) -> None:
     """Raise UnveilError naming the problem if `path` (a file, or a folder when folder=True) cannot be written.
 
@@ -159,6 +162,8 @@ class VideoFileSink:
                  codec: str = "libx264", crf: int = 18) -> None:
         self.path = Path(path)
         self.info = info
+        if self.path.suffix.lower() in IMAGE_SUFFIXES:
+            raise UnveilError(f"output {self.path} is an image file but the input is a video; {OUTPUT_KINDS}")
         check_writable(self.path)
         self.partial = partial_path(self.path)
         self.settings = video_stream_settings(info, codec, crf)
@@ -292,7 +297,8 @@ class ImageSink:
         if to_folder:
             self.path.mkdir(exist_ok=True)
         elif self.path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise UnveilError(f"output {self.path} needs an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UnveilError(f"output {self.path} needs an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                              f"{OUTPUT_KINDS}")
 
     def target(self, frame: Frame) -> Path:
         if not self.to_folder:

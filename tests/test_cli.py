@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -95,6 +97,7 @@ def test_process_image_folder_keeps_names_and_passes_faceless_images(tmp_path, a
     assert code == 0, text
     assert sorted(p.name for p in dst.iterdir()) == ["face.png", "no_face.png"]
     assert np.array_equal(cv2.imread(str(dst / "no_face.png")), flat)  # no face: pixel for pixel
+    assert "2/2" in text  # the progress bar counts the folder's images
     assert cv2.imread(str(masks / "no_face.png"), cv2.IMREAD_GRAYSCALE).max() == 0
     face_mask = cv2.imread(str(masks / "face.png"), cv2.IMREAD_GRAYSCALE)
     before, after = cv2.imread(str(src / "face.png")), cv2.imread(str(dst / "face.png"))
@@ -116,7 +119,8 @@ def test_corrupt_frames_are_reported_and_frame_count_kept(tmp_path, face_clip, m
     assert report["frames_failed_to_decode"] and "failed to decode" in text
 
 
-@pytest.mark.parametrize("case", ["missing", "not_video", "no_contract", "bad_output_dir", "output_is_dir", "missing_camera"])
+@pytest.mark.parametrize("case", ["missing", "not_video", "no_contract", "bad_output_dir", "output_is_dir", "missing_camera",
+                                  "video_to_image"])
 def test_bad_input_gives_one_line_error_and_no_output(case, tmp_path, face_clip, model, capsys):
     out = tmp_path / "out.mp4"
     args = ["process", str(face_clip), "-o", str(out), "--model", model]
@@ -135,6 +139,9 @@ def test_bad_input_gives_one_line_error_and_no_output(case, tmp_path, face_clip,
     elif case == "output_is_dir":
         out = tmp_path
         args[3], expected = str(out), "is a folder"
+    elif case == "video_to_image":
+        out = tmp_path / "out.png"
+        args[3], expected = str(out), "a video goes to a video file"
     elif case == "missing_camera":
         args, expected = ["live", "--source", "57", "--headless", "--seconds", "1", "--model", model], "camera 57"
     code, text = run_cli(args, capsys)
@@ -228,3 +235,20 @@ def test_every_runtime_argument_has_a_help_text():
         importlib.import_module(COMMANDS[name].module).add_arguments(parser)
         for action in parser._actions:
             assert action.help, f"unveil {name}: {action.option_strings or action.dest} has no help"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_run_leaves_no_partial_file(signum, tmp_path, astronaut_bgr, model):
+    clip = make_face_clip(tmp_path / "long.mp4", astronaut_bgr, frames=300)
+    out = tmp_path / "out.mp4"
+    run = subprocess.Popen([sys.executable, "-m", "cli", "process", str(clip), "-o", str(out), "--model", model],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.unveil-partial*")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it could be stopped"
+    time.sleep(0.5)  # well into the work
+    run.send_signal(signum)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode != 0 and "Traceback" not in err, err
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))

@@ -67,6 +67,24 @@ def test_contract_naming_missing_tensor_is_refused(tmp_path):
         ModelRunner(str(path))
 
 
+def test_a_provider_fallback_is_told_once_for_all_models(tmp_path, caplog):
+    import logging
+
+    import onnxruntime as ort
+
+    from realtime import runner as runner_module
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has CUDA: there is no fallback to report")
+    runner_module._warned.clear()
+    first, second = build_blind_model(tmp_path / "a.onnx"), build_blind_model(tmp_path / "b.onnx", crop_size=64)
+    with caplog.at_level(logging.WARNING, logger="unveil"):
+        ModelRunner(str(first), "cuda")
+        ModelRunner(str(second), "cuda")
+    warnings = [r for r in caplog.records if "cuda provider is not in this onnxruntime build" in r.getMessage()]
+    assert len(warnings) == 1
+
+
 def test_provider_fallback_explains_itself():
     providers, reason = choose_providers("cuda", ["CPUExecutionProvider"])
     assert providers == ["CPUExecutionProvider"] and "not in this onnxruntime build" in reason
