@@ -77,7 +77,7 @@ class ViewerEngine(QObject):
     source_opened = pyqtSignal(object)      # FeedDescription
     source_closed = pyqtSignal()
     pipeline_ready = pyqtSignal(object)     # PipelineState, or None when no model could be loaded
-    recording_stopped = pyqtSignal(object, str)  # the Recorder to close, and why it stopped (looped, failed)
+    recording_stopped = pyqtSignal(object, str)  # the Recorder to close, and why it stopped (failed)
 
     def __init__(self, config: PipelineConfig, camera: CameraRequest = CameraRequest()) -> None:
         super().__init__()
@@ -291,7 +291,7 @@ class ViewerEngine(QObject):
             try:
                 if not recorder.write(frame):
                     self.recorder = None
-                    self.recording_stopped.emit(recorder, "the clip looped")
+                    self.recording_stopped.emit(recorder, "the recording was closed")
             except UnveilError as exc:
                 self.recorder = None
                 recorder.abort()

@@ -52,8 +52,9 @@ def skip_audio_before(sink: VideoFileSink, time_s: Fraction) -> None:
 class Recorder:
     """Writes delivered frames' results to a video file; thread-safe (the pipeline thread writes, the GUI stops).
 
-    A video file source is recorded on its own frame grid (Frame.index / rate) with its audio copied; it stops by
-    itself when the clip loops or seeks backwards. Cameras and images are recorded by capture time (milliseconds).
+    A video file source is recorded on its own frame grid (Frame.index / rate) with its audio copied; when the clip
+    loops (or is sought backwards) the recording goes on after the last recorded frame, sound included, until it is
+    stopped. Cameras and images are recorded by capture time (milliseconds).
     """
 
     def __init__(self, path: Path, video_rate: Fraction | None, audio_from: str | None) -> None:
@@ -64,6 +65,7 @@ class Recorder:
         self.frames_written = 0
         self.finished = False
         self._last_pts: int | None = None
+        self._offset = 0   # added to Frame.index: after a loop the file's timeline continues where it was
         self._clock_start = 0.0
         self._lock = threading.Lock()
 
@@ -84,11 +86,11 @@ class Recorder:
 
     def _pts(self, frame: Frame) -> int:
         if self.video_rate:
-            return frame.index
+            return frame.index + self._offset
         return round((frame.captured_at - self._clock_start) * 1000)
 
     def write(self, frame: Frame) -> bool:
-        """Record one frame; False once the recording has finished (clip looped) and must be closed."""
+        """Record one frame; False once the recording has been closed."""
         with self._lock:
             if self.finished:
                 return False
@@ -96,12 +98,15 @@ class Recorder:
                 self.sink = self._open(frame)
             pts = self._pts(frame)
             if self._last_pts is not None and pts <= self._last_pts:
-                if self.video_rate and pts < self._last_pts:
-                    self.finished = True  # looped or sought back: the file timeline cannot go backwards
-                    return False
-                if self.video_rate:
+                if self.video_rate and pts < self._last_pts:  # looped or sought back: continue after the last frame
+                    self._offset += self._last_pts + 1 - pts
+                    pts = self._last_pts + 1
+                    if self.sink.audio is not None:
+                        self.sink.audio.continue_from(frame.index * self.time_base, pts * self.time_base)
+                elif self.video_rate:
                     return True  # the same frame shown again (paused, settings changed): already recorded
-                pts = self._last_pts + 1
+                else:
+                    pts = self._last_pts + 1
             self.sink.write(Frame(index=frame.index, image=frame.result(), pts=pts, time_base=self.time_base))
             self._last_pts = pts
             self.frames_written += 1
@@ -114,6 +119,9 @@ class Recorder:
             sink, self.sink = self.sink, None
             if sink is None:
                 return None
+            if sink.audio is not None and self._last_pts is not None:  # sound up to the last frame's end, no further
+                sink.audio.copy_until((self._last_pts + 1) * self.time_base, before=True)
+                sink.audio.waiting = None
             sink.close()
             return self.path
 

@@ -120,6 +120,7 @@ class AudioCopier:
         template = self.input.streams.audio[0]
         self.stream = output.add_stream_from_template(template)
         self.output = output
+        self.shift = Fraction(0)   # output time - source time (non-zero once a looped source starts again)
         self.packets: Iterator[av.Packet] = self.demux(template)
         self.waiting: av.Packet | None = next(self.packets, None)
 
@@ -137,14 +138,36 @@ class AudioCopier:
                 continue  # the demuxer's end-of-stream marker, not data
             yield packet
 
-    def copy_until(self, time_s: Fraction | None) -> None:
-        """Mux every waiting packet whose time is <= time_s (all of them when time_s is None)."""
+    def waiting_time(self) -> Fraction | None:
+        packet_t = packet_time(self.waiting) if self.waiting is not None else None
+        return None if packet_t is None else packet_t + self.shift
+
+    def copy_until(self, time_s: Fraction | None, *, before: bool = False) -> None:
+        """Mux every waiting packet whose output time is <= time_s (< time_s with before=True; all when None)."""
         while self.waiting is not None:
-            packet_t = packet_time(self.waiting)
-            if time_s is not None and packet_t is not None and packet_t > time_s:
+            packet_t = self.waiting_time()
+            if time_s is not None and packet_t is not None and (packet_t > time_s or (before and packet_t == time_s)):
                 return
-            self.waiting.stream = self.stream
-            self.output.mux(self.waiting)
+            packet = self.waiting
+            if self.shift:
+                ticks = round(self.shift / Fraction(packet.time_base))
+                packet.pts = None if packet.pts is None else packet.pts + ticks
+                packet.dts = None if packet.dts is None else packet.dts + ticks
+            packet.stream = self.stream
+            self.output.mux(packet)
+            self.waiting = next(self.packets, None)
+
+    def continue_from(self, source_time_s: Fraction, output_time_s: Fraction) -> None:
+        """The source jumped back (a looped clip): end the current stretch at `output_time_s` and go on with the
+        source's audio from `source_time_s`, placed at `output_time_s`."""
+        self.copy_until(output_time_s, before=True)
+        stream = self.input.streams.audio[0]
+        self.input.seek(0, stream=stream) if source_time_s <= 0 else self.input.seek(
+            int(source_time_s / Fraction(stream.time_base)), stream=stream, backward=True)
+        self.shift = output_time_s - source_time_s
+        self.packets = self.demux(stream)
+        self.waiting = next(self.packets, None)
+        while self.waiting is not None and (packet_time(self.waiting) or 0) < source_time_s:
             self.waiting = next(self.packets, None)
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from realtime.errors import UnveilError  # noqa: E402
 from realtime.frame import Frame  # noqa: E402
 from realtime.pipeline import PipelineConfig  # noqa: E402
 from tests.tiny_models import OCCLUDER_BGR, build_blind_model  # noqa: E402
-from tests.video_clips import AUDIO_RATE, write_tone  # noqa: E402
+from tests.video_clips import AUDIO_FRAME, AUDIO_RATE, make_clip, stream_packets, write_tone  # noqa: E402
 
 SIZE = 160          # the astronaut's face is found by mediapipe at this size (box about 30 px)
 CLIP_FRAMES = 40
@@ -321,6 +321,25 @@ def test_a_camera_recording_is_timed_by_capture_clock(tmp_path):
         stream = container.streams.video[0]
         times = [float(f.pts * stream.time_base) for f in container.decode(stream)]
     assert times == pytest.approx([0.0, 0.04, 0.12], abs=1e-3)
+
+
+def test_a_looping_clip_is_recorded_across_loops_with_its_sound(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=25, rate=Fraction(25))   # one second, with a tone
+    recorder = Recorder(tmp_path / "loops.mp4", video_rate=Fraction(25), audio_from=str(clip))
+    shown = [*range(15, 25), *range(25), *range(5)]                          # from frame 15, twice round the loop
+    for index in shown:
+        assert recorder.write(Frame(index=index, image=np.full((64, 96, 3), 4 * index, np.uint8)))
+    path = recorder.close()
+    assert recorder.frames_written == len(shown)
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        times = [f.pts * video.time_base for f in container.decode(video)]
+    assert times == [Fraction(15 + i, 25) for i in range(len(shown))]         # one timeline, no jump back
+    audio = stream_packets(path, "audio")
+    audio_times = [p.time for p in audio]
+    assert audio_times == sorted(audio_times)
+    span = audio_times[-1] - audio_times[0]
+    assert abs(span - (times[-1] - times[0])) < Fraction(2 * AUDIO_FRAME, AUDIO_RATE)  # sound for all of it
 
 
 def test_keyboard_shortcuts_drive_the_window(qapp, make_window):
