@@ -1,4 +1,4 @@
-"""Runs stages in threads joined by queues, under one of the two policies of DESIGN.md.
+"""Runs stages in threads joined by queues, under one of two policies (docs/ARCHITECTURE.md).
 
 - live: one-slot queues where the newest frame wins, so a slow stage costs dropped frames, never growing latency;
 - offline: bounded blocking queues, so nothing is dropped or reordered and memory stays bounded.

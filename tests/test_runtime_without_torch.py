@@ -1,4 +1,4 @@
-"""The runtime and the viewer must install and run without torch (DESIGN.md: realtime/ and gui/ never import it)."""
+"""The runtime and the viewer must install and run without torch (docs/ARCHITECTURE.md: realtime/ and gui/ never import it)."""
 import subprocess
 import sys
 

@@ -44,7 +44,7 @@ reconstruction loss stops decreasing; 200 epochs in all) -- see TRAINING_PHASES 
       with the reconstruction loss (l2 x 300 + perceptual x 3; teammates' losses), adversarial losses
       (global x 1, four facial-part locals x 2) and perceptual_symmetry_loss (lambda_s = 100).
   phase 3 "end_to_end": every module, every loss above (Eqn. 19).
-The perceptual term needs a pretrained VGG-Face in the paper; we have none (DESIGN.md), so the training
+The perceptual term needs a pretrained VGG-Face in the paper; we have none (no download here), so the training
 loop substitutes SSIM / discriminator feature matching.
 """
 from __future__ import annotations
