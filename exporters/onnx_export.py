@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realtime.align import DEFAULT_MARGIN, DEFAULT_TEMPLATE
 from realtime.contract import METADATA_KEY, ModelContract
 from realtime.errors import UnveilError
 
@@ -90,7 +91,8 @@ def output_names(network: nn.Module) -> dict[str, str]:
             for role in network.output_roles}
 
 
-def network_contract(network: nn.Module, *, name: str = "", margin: float = 0.15, template: str = "unveil5",
+def network_contract(network: nn.Module, *, name: str = "", margin: float = DEFAULT_MARGIN,
+                     template: str = DEFAULT_TEMPLATE,
                      threshold: float | None = None) -> ModelContract:
     outputs = output_names(network)
     recurrent = getattr(network, "recurrent", {})
@@ -204,8 +206,8 @@ def export_with_report(
     opset: int = 17,
     fp16: bool = False,
     name: str = "",
-    margin: float = 0.15,
-    template: str = "unveil5",
+    margin: float = DEFAULT_MARGIN,
+    template: str = DEFAULT_TEMPLATE,
     threshold: float | None = None,
     tolerance: float | None = None,
     parity: bool = True,
@@ -235,7 +237,7 @@ def export_with_report(
 
 
 @functools.lru_cache(maxsize=8)
-def astronaut_crop(crop_size: int, margin: float = 0.15, template: str = "unveil5") -> np.ndarray:
+def astronaut_crop(crop_size: int, margin: float = DEFAULT_MARGIN, template: str = DEFAULT_TEMPLATE) -> np.ndarray:
     """The scikit-image astronaut (public domain) aligned exactly as the runtime aligns faces: uint8 RGB S x S."""
     import cv2
     import skimage.data
@@ -265,7 +267,7 @@ def occlude(crop_rgb: np.ndarray, box: tuple[float, float, float, float], colour
     return image, mask
 
 
-def parity_inputs(network: nn.Module, margin: float = 0.15, template: str = "unveil5") -> tuple[np.ndarray, ...]:
+def parity_inputs(network: nn.Module, margin: float = DEFAULT_MARGIN, template: str = DEFAULT_TEMPLATE) -> tuple[np.ndarray, ...]:
     """A batch of two real-looking inputs: the aligned astronaut with a box over the mouth, and its mirror image
     with a box over one eye -- float32 NCHW in [0, 1], in the network's input-role order; then a non-zero state per
     state input (the clean crops, shifted by 2 px as if warped from the previous frame; the mask: the boxes)."""
@@ -328,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     result = export_with_report(
         network, output, opset=args.opset, fp16=args.fp16, tolerance=args.tolerance, exporter=args.exporter,
         name=args.name if args.name is not None else str(config.get("name", "")),
-        margin=float(meta.get("margin", 0.15)), template=str(meta.get("template", "unveil5")),
+        margin=float(meta.get("margin", DEFAULT_MARGIN)), template=str(meta.get("template", DEFAULT_TEMPLATE)),
     )
     c = result.contract
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {c.kind}, {c.crop_size}px, "

@@ -28,7 +28,11 @@ def five_points_from_mesh(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([landmarks[list(idx)].mean(axis=0) for idx in MESH_FIVE_POINTS]).astype(np.float64)
 
 
-def template_points(crop_size: int, template: str = "unveil5", margin: float = 0.15) -> np.ndarray:
+DEFAULT_TEMPLATE = "unveil5"   # the template every shipped model was trained with
+DEFAULT_MARGIN = 0.15          # crop margin around the template, as a fraction of its size
+
+
+def template_points(crop_size: int, template: str = DEFAULT_TEMPLATE, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """Template points in crop pixels; `margin` widens the crop around the template on every side."""
     unit = (TEMPLATES[template] + margin) / (1.0 + 2.0 * margin)
     return unit * crop_size
@@ -57,7 +61,8 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def align_to_template(points5: np.ndarray, crop_size: int, template: str = "unveil5", margin: float = 0.15) -> np.ndarray:
+def align_to_template(points5: np.ndarray, crop_size: int, template: str = DEFAULT_TEMPLATE,
+                      margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """Frame -> crop similarity matrix that puts five face points on the template."""
     return estimate_similarity(points5, template_points(crop_size, template, margin))
 

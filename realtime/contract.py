@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from realtime.align import DEFAULT_MARGIN, DEFAULT_TEMPLATE
 from realtime.errors import ModelContractError
 
 METADATA_KEY = "unveil_contract"
@@ -28,8 +29,8 @@ class ModelContract:
     crop_size: int                           # square aligned crop, pixels
     inputs: dict[str, str]                   # role -> input tensor name ("image" always, "mask" for non-blind)
     outputs: dict[str, str]                  # role -> output tensor name ("image" always, "mask" for blind)
-    template: str = "unveil5"                # name of the alignment template in realtime.align.TEMPLATES
-    margin: float = 0.15                     # extra crop margin around the template, as a fraction of its size
+    template: str = DEFAULT_TEMPLATE         # name of the alignment template in realtime.align.TEMPLATES
+    margin: float = DEFAULT_MARGIN           # extra crop margin around the template, as a fraction of its size
     value_range: tuple[float, float] = (0.0, 1.0)  # pixel values the model sees and returns
     color_order: str = "RGB"                 # "RGB" or "BGR"
     layout: str = "NCHW"

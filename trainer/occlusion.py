@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime.align import template_points
+from realtime.align import DEFAULT_MARGIN, DEFAULT_TEMPLATE, template_points
 from realtime.errors import UnveilError
 
 PROTOCOLS: tuple[str, ...] = ("none", "rect", "text", "centre", "irregular", "half", "realistic", "mix", "symmetry")
@@ -869,7 +869,8 @@ class OcclusionSynth:
     `sample` draws from a caller's generator (training); `__call__` is deterministic in (seed, index) (validation).
     """
 
-    def __init__(self, protocol: str, crop_size: int, seed: int = 0, template: str = "unveil5", margin: float = 0.15,
+    def __init__(self, protocol: str, crop_size: int, seed: int = 0, template: str = DEFAULT_TEMPLATE,
+                 margin: float = DEFAULT_MARGIN,
                  textures: Sequence[np.ndarray] | None = None, mix_weights: Mapping[str, float] | None = None,
                  clean_fraction: float = 0.1, realistic_weights: Mapping[str, float] | None = None,
                  colour_order: str = "bgr"):

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from realtime.align import align_to_template, five_points_from_mesh, warp_to_crop
+from realtime.align import DEFAULT_MARGIN, align_to_template, five_points_from_mesh, warp_to_crop
 from realtime.errors import UnveilError
 from trainer.occlusion import KINDS, OcclusionSynth
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
     parser.add_argument("--count", type=int, default=4, help="number of faces (rows)")
     parser.add_argument("--crop-size", type=int, default=128)
-    parser.add_argument("--margin", type=float, default=0.15, help="alignment margin (as the models are trained)")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="alignment margin (as the models are trained)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=int, default=1, help="integer upscale of the picture for viewing")
     args = parser.parse_args(argv)

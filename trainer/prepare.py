@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.align import align_to_template, five_points_from_mesh, transform_points, warp_to_crop
+from realtime.align import DEFAULT_MARGIN, DEFAULT_TEMPLATE, align_to_template, five_points_from_mesh, transform_points, warp_to_crop
 from realtime.errors import UnveilError
 
 DATASET_FORMAT = "unveil-faces"
@@ -74,8 +74,8 @@ def landmark_mirror(indices: tuple[int, ...] = LANDMARK_INDICES) -> np.ndarray:
 @dataclass(frozen=True)
 class PrepareConfig:
     crop_size: int = 128
-    margin: float = 0.15
-    template: str = "unveil5"
+    margin: float = DEFAULT_MARGIN
+    template: str = DEFAULT_TEMPLATE
     image_format: str = "jpeg"   # "jpeg" or "webp"
     # q80 with optimised Huffman tables: ~3.5 KB per 128px face, 37.7 dB against the raw crop; keeps ~15k faces
     # (crops + landmarks + index) under 60 MiB. q90 would be ~4.9 KB (~74 MiB). WebP q88 is ~3.3 KB at 39.6 dB.
@@ -441,8 +441,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DATASET")
     parser.add_argument("--size", type=int, default=128, help="aligned crop size in pixels (default 128)")
-    parser.add_argument("--margin", type=float, default=0.15, help="crop margin around the template (default 0.15)")
-    parser.add_argument("--template", default="unveil5")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help=f"crop margin around the template (default {DEFAULT_MARGIN})")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"alignment template (default {DEFAULT_TEMPLATE})")
     parser.add_argument("--identity", type=Path, default=None, metavar="CSV",
                         help="CSV file,identity: train/val split keeps each identity on one side")
     parser.add_argument("--val-fraction", type=float, default=0.1)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realtime.align import DEFAULT_MARGIN, DEFAULT_TEMPLATE
 from realtime.errors import UnveilError
 from trainer import losses as _losses  # noqa: F401  (registers the losses)
 from trainer.losses import LossContext
@@ -879,8 +880,8 @@ def train(
     seed_everything(config.seed)
     network = build_network(config.network).to(dev)
     store, train_set, val_set = open_datasets(config)
-    defaults = {"crop_size": network.crop_size, "template": store.meta.get("template", "unveil5"),
-                "margin": store.meta.get("margin", 0.15)}
+    defaults = {"crop_size": network.crop_size, "template": store.meta.get("template", DEFAULT_TEMPLATE),
+                "margin": store.meta.get("margin", DEFAULT_MARGIN)}
     discriminators = {
         name: build_discriminator(name, args, defaults).to(dev) for name, args in sorted(config.discriminators.items())
     }

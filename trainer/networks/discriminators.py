@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
-from realtime.align import template_points
+from realtime.align import DEFAULT_MARGIN, DEFAULT_TEMPLATE, template_points
 from trainer.registry import DISCRIMINATORS
 
 PART_NAMES = ("left_eye", "right_eye", "nose", "mouth")
@@ -71,13 +71,13 @@ class GlobalDiscriminator(nn.Module):
         return self.fc(patch.flatten(1)), features
 
 
-def part_size(crop_size: int, margin: float = 0.15) -> int:
+def part_size(crop_size: int, margin: float = DEFAULT_MARGIN) -> int:
     """Side of a part box in crop pixels, a multiple of 4 (two stride-2 convs)."""
     side = crop_size * PART_FRACTION / (1.0 + 2.0 * margin)
     return max(8, 4 * round(side / 4))
 
 
-def part_boxes(crop_size: int, template: str = "unveil5", margin: float = 0.15) -> dict[str, Box]:
+def part_boxes(crop_size: int, template: str = DEFAULT_TEMPLATE, margin: float = DEFAULT_MARGIN) -> dict[str, Box]:
     """Square boxes centred on the template's eyes, nose tip and mouth (midpoint of its corners), inside the crop."""
     points = template_points(crop_size, template, margin)
     centres = {
@@ -109,7 +109,7 @@ class PartsDiscriminator(nn.Module):
 
     def __init__(
         self, crop_size: int, width: int = 64, conditional: bool = True, spectral: bool = True,
-        template: str = "unveil5", margin: float = 0.15,
+        template: str = DEFAULT_TEMPLATE, margin: float = DEFAULT_MARGIN,
     ):
         super().__init__()
         self.conditional = conditional
@@ -142,7 +142,7 @@ class EyeConsistencyDiscriminator(nn.Module):
 
     def __init__(
         self, crop_size: int, width: int = 64, conditional: bool = True, spectral: bool = True,
-        template: str = "unveil5", margin: float = 0.15,
+        template: str = DEFAULT_TEMPLATE, margin: float = DEFAULT_MARGIN,
     ):
         super().__init__()
         self.conditional = conditional
@@ -168,7 +168,7 @@ def build_global(crop_size: int = 128, width: int = 64, conditional: bool = True
 @DISCRIMINATORS.register("parts")
 def build_parts(
     crop_size: int = 128, width: int = 64, conditional: bool = True, spectral_norm: bool = True,
-    template: str = "unveil5", margin: float = 0.15,
+    template: str = DEFAULT_TEMPLATE, margin: float = DEFAULT_MARGIN,
 ) -> PartsDiscriminator:
     return PartsDiscriminator(crop_size, width, conditional, spectral_norm, template, margin)
 
@@ -176,6 +176,6 @@ def build_parts(
 @DISCRIMINATORS.register("eye_consistency")
 def build_eye_consistency(
     crop_size: int = 128, width: int = 64, conditional: bool = True, spectral_norm: bool = True,
-    template: str = "unveil5", margin: float = 0.15,
+    template: str = DEFAULT_TEMPLATE, margin: float = DEFAULT_MARGIN,
 ) -> EyeConsistencyDiscriminator:
     return EyeConsistencyDiscriminator(crop_size, width, conditional, spectral_norm, template, margin)
