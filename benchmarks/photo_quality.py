@@ -46,7 +46,8 @@ from realtime.pipeline import build_pipeline
 from realtime.regions import FACE_OVAL, dilate, polygon_mask
 from realtime.sources import list_images, read_image
 from trainer.cutouts import Cutout, load_cutouts, split_cutouts
-from trainer.occlusion import WORDS
+from trainer.occluders.layers import composite
+from trainer.occluders.painters import WORDS
 
 DEFAULT_MASKED = SHARED / "occluded" / "face_masks"
 DEFAULT_OCCLUDERS = SHARED / "occluders"
@@ -54,6 +55,7 @@ PROTOCOLS = ("rect", "text", "one-half", "centre", "hand")
 HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
            cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL, cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC)
 OCCLUDER_ALPHA = 0.5      # a pixel belongs to the occluder where its alpha is above this
+VISIBLE_ALPHA = 0.02      # pixels whose occluder alpha is at or below this stay bit-identical
 ON_TARGET_PX = 3          # "on target" = within this many pixels of the occluder
 MIN_HOLE = 16             # samples whose true hole is smaller are skipped
 PSNR_CAP = 100.0          # a perfect fill counts as this many dB in the means
@@ -279,15 +281,6 @@ def paint_hand(shape, geo: FaceGeometry, rng: np.random.Generator, hands: list[C
     return layer_alpha.astype(np.float32), layer.astype(np.float32)
 
 
-def composite(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray, floor: float = 0.02) -> np.ndarray:
-    """The occluder blended over `image`; pixels with alpha <= floor stay bit-identical."""
-    a = alpha[..., None]
-    out = np.clip(np.rint(image.astype(np.float32) * (1 - a) + colour * a), 0, 255).astype(np.uint8)
-    keep = alpha <= floor
-    out[keep] = image[keep]
-    return out
-
-
 def paint(protocol: str, shape, geo: FaceGeometry, rng: np.random.Generator, hands: list[Cutout] | None = None):
     if protocol == "rect":
         return paint_rect(shape, geo, rng)
@@ -467,7 +460,7 @@ def evaluate_synthetic(paths: list[Path], config, protocols=PROTOCOLS, hands: li
                 if hole.sum() < MIN_HOLE:
                     skipped[protocol] += 1
                     continue
-                occluded = composite(clean, alpha, colour)
+                occluded = composite(clean, alpha, colour, threshold=VISIBLE_ALPHA)[0]
                 frame = run_frame(pipeline, occluded, i)
                 scores, inpainted, replaced = score_sample(clean, occluded, occluder, hole, frame)
                 samples[protocol].append({"photo": path.name, **scores})

@@ -6,7 +6,7 @@
 For each clip, each occluder kind and two schedules,
 - "arrives":    the occluder appears at --arrive-s seconds, after the face has been seen clean (memory can help);
 - "from-start": the occluder is there from the first frame (nothing of the hidden face was ever seen),
-a moving occluder (realtime.moving_occluders, placed from the landmarks detected on each CLEAN frame, smoothed
+a moving occluder (trainer.occluders.moving, placed from the landmarks detected on each CLEAN frame, smoothed
 exactly as `unveil temporal-eval` does) is composited over the clean frames. The occluded frames go through one
 fresh Unveil pipeline per (clip, kind, schedule), in order. The baseline is OpenCV Telea (radius 3) given the TRUE
 occluder mask (alpha > 0.02) dilated by 1 px, over the whole frame.
@@ -18,7 +18,7 @@ the arrival frame on:
 - sharpness: the output's gradient energy over the clean frame's inside the hole (sum of squared Sobel gradients of
   the grey image, summed over the scored frames, then divided; a blur gives < 1);
 - temporal error: mean |(out_t - out_t-1) - (clean_t - clean_t-1)| over the hole of frame t
-  (realtime.temporal_eval.temporal_error);
+  (trainer.evaluation.metrics.temporal_error);
 - the share of hole pixels Unveil replaced (frame.replaced > 0) and, of those, the share each filler made.
 Per (kind, schedule) the per-clip means are averaged over clips. Writes video_fill.json (every number, per-frame
 series too), video_fill.md (the tables) and video_fill_strip.png (one clip and kind, 3 frames after the arrival;
@@ -43,13 +43,14 @@ from realtime.detect import FaceDetector
 from realtime.errors import UnveilError
 from realtime.fill import FILLERS
 from realtime.frame import Frame
-from realtime.moving_occluders import (OCCLUDER_KINDS, PALETTES, FaceAnchor, anchor_from_landmarks, composite,
-                                       paint_occluder)
 from realtime.one_euro import OneEuroFilter
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.align import transform_points
 from realtime.regions import dilate, face_oval, face_region
-from realtime.temporal_eval import HOLE_ALPHA, psnr, ssim_map, temporal_error
+from trainer.evaluation.metrics import psnr, ssim_map, temporal_error
+from trainer.evaluation.temporal import HOLE_ALPHA
+from trainer.occluders.layers import composite
+from trainer.occluders.moving import OCCLUDER_KINDS, PALETTES, FaceAnchor, anchor_from_landmarks, paint_occluder
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP_DIR = REPO.parent / "shared" / "data" / "videos"
@@ -86,7 +87,7 @@ def occluder_on(schedule: str, index: int, arrival: int) -> bool:
     return index >= first_occluded(schedule, arrival)
 
 
-# --- the occluder's placement (the same anchor logic as realtime.temporal_eval) -----------------------------------
+# --- the occluder's placement (the same anchor logic as trainer.evaluation.temporal) -----------------------------
 def smoothed_anchors(landmarks: list[np.ndarray | None], fps: float) -> list[FaceAnchor | None]:
     """Per frame, the occluder's anchor: the clean landmarks' anchor through a One Euro filter (1.0 Hz, beta 0.05) on
     the clip's clock; a frame without a face keeps the last anchor; None until the first face."""
@@ -466,7 +467,7 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
             occluded = clean
             if anchors[i] is not None and occluder_on(schedule, i, arrival):
                 alpha, colour = paint_occluder(kind, i, anchors[i], hw, palette)
-                occluded = composite(clean, alpha, colour)
+                occluded = composite(clean, alpha, colour, threshold=0.0)[0]
             if oracle is not None:
                 oracle.alpha = alpha
             t0 = time.perf_counter()

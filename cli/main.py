@@ -38,7 +38,7 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("trainer.evaluate", "evaluate an ONNX model on a prepared dataset against baselines", "train"),
     "eval-symmetry": Command("trainer.evaluate_symmetry",
                              "symmetry network ablation (blind / RecNet / SymmFCNet / blind+symmetry)", "train"),
-    "temporal-eval": Command("realtime.temporal_eval", "measure temporal stability on real clips with moving occluders"),
+    "temporal-eval": Command("trainer.evaluation.temporal", "measure temporal stability on real clips with moving occluders"),
 }
 
 

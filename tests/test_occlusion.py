@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from realtime.errors import UnveilError
-from trainer.occlusion import (
-    KINDS, PROTOCOLS, REALISTIC_KINDS, RECT_AREA_BUCKETS, TEXT_HEIGHT_BUCKETS, OcclusionSynth, composite, face_layout,
-    move_layer, paint_face_mask, paint_hand, paint_microphone, paint_pole, paint_subtitle, paint_sunglasses, paint_texture,
+from trainer.occluders.layers import composite, face_layout, move_layer
+from trainer.occluders.painters import (
+    paint_face_mask, paint_hand, paint_microphone, paint_pole, paint_subtitle, paint_sunglasses, paint_texture,
     paint_watermark,
 )
+from trainer.occlusion import KINDS, PROTOCOLS, REALISTIC_KINDS, RECT_AREA_BUCKETS, TEXT_HEIGHT_BUCKETS, OcclusionSynth
 
 S = 96
 
@@ -181,7 +182,7 @@ def test_composite_keeps_faint_alpha_untouched_and_marks_same_colour_occluders()
     alpha = np.zeros((16, 16), np.float32)
     alpha[2:6, 2:6] = 0.03  # at or below the threshold: left bit-identical
     alpha[8:12, 8:12] = 1.0  # an occluder of exactly the image's colour
-    out, mask = composite(image, np.full((16, 16, 3), 128, np.float32), alpha)
+    out, mask = composite(image, alpha, np.full((16, 16, 3), 128, np.float32))
     np.testing.assert_array_equal(out[2:6, 2:6], image[2:6, 2:6])
     assert mask[8:12, 8:12].min() == 1.0 and mask.sum() == 16
     np.testing.assert_array_equal(mask.astype(bool), changed(out, image))
@@ -342,3 +343,17 @@ def test_symmetry_protocol_mixes_half_centre_and_irregular_without_clean_faces()
     assert {with_half(image, i).kind for i in range(40)} == {"half", "rect"}
     with pytest.raises(UnveilError, match="position"):
         OcclusionSynth("half", 48).sample(image, np.random.default_rng(0), position="mouth")
+
+
+def test_composite_changes_exactly_the_pixels_above_its_threshold():
+    image = np.random.default_rng(2).integers(0, 256, (30, 30, 3)).astype(np.uint8)
+    alpha = np.zeros((30, 30), np.float32)
+    alpha[5:10, 5:10] = 1.0
+    alpha[20, 20] = 0.01
+    alpha[25, 3] = 0.03
+    colour = np.full((30, 30, 3), 200, np.float32)
+    out, mask = composite(image, alpha, colour, threshold=0.02)
+    assert (out[5:10, 5:10] == 200).all()
+    keep = alpha <= 0.02
+    assert np.array_equal(out[keep], image[keep])
+    assert np.array_equal(mask > 0, (out != image).any(axis=2)) and mask[25, 3] == 1.0

@@ -156,18 +156,6 @@ def test_psnr_and_ssim_in_the_hole_ignore_everything_outside_it():
     assert pq.masked_ssim(off, clean, hole) < 1.0
 
 
-def test_composite_leaves_pixels_outside_the_occluder_bit_identical():
-    image = np.random.default_rng(2).integers(0, 256, (30, 30, 3)).astype(np.uint8)
-    alpha = np.zeros((30, 30), np.float32)
-    alpha[5:10, 5:10] = 1.0
-    alpha[20, 20] = 0.01
-    colour = np.full((30, 30, 3), 200, np.float32)
-    out = pq.composite(image, alpha, colour)
-    assert (out[5:10, 5:10] == 200).all()
-    keep = alpha <= 0.02
-    assert np.array_equal(out[keep], image[keep])
-
-
 def test_reports_are_strict_json():
     value = dnh.jsonable({"a": float("nan"), "b": [np.float32(0.5), float("inf")], "c": np.int64(3), "d": "x"})
     assert value == {"a": None, "b": [0.5, None], "c": 3, "d": "x"}

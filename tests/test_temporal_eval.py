@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from realtime.errors import UnveilError
-from realtime.moving_occluders import FaceAnchor, composite, paint_occluder
-from realtime.temporal_eval import (
-    METRICS, add_arguments, dis_flow, draw_series_plot, flow_warp_error, landmark_jitter, psnr, run, savgol_fit, ssim,
-    temporal_error, tracking_lag, warp_by_flow,
-)
+from trainer.evaluation.metrics import dis_flow, flow_warp_error, psnr, ssim, temporal_error, warp_by_flow
+from trainer.evaluation.plots import draw_series_plot
+from trainer.evaluation.temporal import METRICS, add_arguments, landmark_jitter, run, savgol_fit, tracking_lag
+from trainer.occluders.layers import composite
+from trainer.occluders.moving import FaceAnchor, paint_occluder
 from tests.tiny_models import build_blind_model
 
 
@@ -107,7 +107,7 @@ def test_occluders_move_with_time_and_leave_the_rest_untouched(kind: str) -> Non
     else:
         assert np.abs(a0 - a7).sum() > 50.0     # the others move
     image = texture(160, 180)
-    out = composite(image, a0, colour)
+    out = composite(image, a0, colour, threshold=0.0)[0]
     np.testing.assert_array_equal(out[a0 == 0], image[a0 == 0])
     np.testing.assert_array_equal(out[a0 == 1.0], np.broadcast_to(np.array([255, 0, 255], np.uint8), out[a0 == 1.0].shape))
 

@@ -8,7 +8,7 @@ real head motion) with an occluder over it:
 - "hand" / "rect": trainer.occlusion's hand or rectangle translating at a constant velocity;
 - "static":   an occluder of the data protocol (e.g. "mix") that stays on the face and moves with it, so the
               network keeps its blind-model skills on glasses, masks, text... while it learns to use the state.
-These painters are the trainer's own (random colours, sizes, angles and speeds); realtime/moving_occluders.py has
+These painters are the trainer's own (random colours, sizes, angles and speeds); trainer/occluders/moving.py has
 the fixed ones temporal-eval measures with.
 
 Items (`SequenceFaces[i]`): "input" (occluded) and "target" (clean) T x 3 x S x S in [0, 1], "mask" T x 1 x S x S
@@ -159,7 +159,7 @@ def subtitle_layer(size: int, rng: np.random.Generator, length: int, speed: tupl
 def moving_painted_layer(painter: Callable, size: int, rng: np.random.Generator, length: int,
                          speed: tuple[float, float]) -> Layer:
     """trainer.occlusion's hand / rectangle, translating at a constant velocity in a random direction."""
-    from trainer.occlusion import move_layer
+    from trainer.occluders.layers import move_layer
 
     alpha, colour = painter(size, rng)
     velocity = _velocity(rng, size, speed, rng.uniform(0, 360))
@@ -186,7 +186,8 @@ def make_sequence(face: np.ndarray, rng: np.random.Generator, config: SequenceCo
                   static_synth=None) -> FaceSequence:
     """One sequence from an aligned face (S x S x 3 uint8). `static_synth` (an OcclusionSynth) paints the
     "static" kind; without one that kind is not drawn."""
-    from trainer.occlusion import composite, paint_hand, paint_rect
+    from trainer.occluders.layers import composite
+    from trainer.occluders.painters import paint_hand, paint_rect
 
     size = face.shape[0]
     kinds = {k: w for k, w in config.kinds.items() if k != "static" or static_synth is not None}
@@ -221,7 +222,7 @@ def make_sequence(face: np.ndarray, rng: np.random.Generator, config: SequenceCo
             covered = np.where(mask[..., None] > 0, covered, frame)
         else:
             alpha, colour = layer(t)
-            covered, mask = composite(frame, colour, alpha)
+            covered, mask = composite(frame, alpha, colour)
         clean.append(frame)
         occluded.append(covered)
         masks.append(mask)

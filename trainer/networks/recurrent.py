@@ -171,7 +171,8 @@ def synthetic_sequence(face: np.ndarray, rng: np.random.Generator, length: int =
     """A still aligned face (S x S x 3 uint8) turned into a short clip: the face drifts by a random walk of small
     similarities (what alignment leaves of real head motion, ~`motion` of the crop per frame) while a hand or a
     rectangle slides across it at ~`occluder_speed` of the crop per frame."""
-    from trainer.occlusion import composite, move_layer, paint_hand, paint_rect
+    from trainer.occluders.layers import composite, move_layer
+    from trainer.occluders.painters import paint_hand, paint_rect
 
     size = face.shape[0]
     alpha, colour = (paint_hand if rng.random() < 0.5 else paint_rect)(size, rng)
@@ -185,7 +186,7 @@ def synthetic_sequence(face: np.ndarray, rng: np.random.Generator, length: int =
         pose = _compose(change, pose)
         frame = cv2.warpAffine(face, pose, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         a, c = move_layer(alpha, colour, np.array([[1.0, 0, velocity[0] * t], [0, 1.0, velocity[1] * t]]))
-        covered, mask = composite(frame, c, a)
+        covered, mask = composite(frame, a, c)
         clean.append(frame)
         occluded.append(covered)
         masks.append(mask)

@@ -2,14 +2,14 @@
 
 Each painter draws one frame of an occluder in frame pixels, placed relative to a face anchor (its centre and
 size, from the face detector run on the clean frame), and returns two layers: alpha (float32 HxW in [0, 1]) and
-colour (float32 HxWx3 BGR, 0..255). `composite` applies them. Motion is a pure function of the frame index, so a
+colour (float32 HxWx3 BGR, 0..255). `trainer.occluders.layers.composite` applies them (threshold 0: every pixel the
+occluder touches). Motion is a pure function of the frame index, so a
 clip is reproducible. Kinds:
 - bar:  a tilted vertical bar sliding left and right across the face;
 - text: a subtitle line scrolling right to left across the lower face;
 - hand: an open hand (palm, fingers, thumb) passing diagonally over the face and back;
 - mask: a face mask over nose, mouth and chin that stays on the face and moves with it.
 Palettes: 'natural' (plausible colours, for trained models) and 'magenta' (what the tiny test model detects).
-The trainer has richer painters (trainer/occlusion.py) but the runtime does not import the trainer.
 """
 from __future__ import annotations
 
@@ -168,17 +168,3 @@ def paint_occluder(kind: str, index: int, anchor: FaceAnchor, frame_hw: tuple[in
         shade = np.linspace(1.08, 0.9, frame_hw[0], dtype=np.float32)[:, None, None]
         colour = np.clip(colour * shade, 0.0, 255.0)
     return alpha, colour
-
-
-def composite(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """uint8 BGR image with the occluder layers over it; pixels where alpha == 0 are unchanged."""
-    result = image.copy()
-    ys, xs = np.nonzero(alpha > 0.0)
-    if len(ys) == 0:
-        return result
-    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))  # work only where the occluder is
-    a = alpha[box][..., None]
-    out = image[box].astype(np.float32) * (1.0 - a) + colour[box] * a
-    changed = alpha[box] > 0.0
-    result[box][changed] = np.clip(np.rint(out), 0, 255).astype(np.uint8)[changed]
-    return result

@@ -1,6 +1,6 @@
 """`unveil temporal-eval`: temporal stability measured on real clips with synthetic moving occluders.
 
-For each clip, every frame is occluded by a moving occluder (realtime.moving_occluders) placed on the face found in
+For each clip, every frame is occluded by a moving occluder (trainer.occluders.moving) placed on the face found in
 the clean frame; the occluded clip goes through the pipeline twice, temporal machinery off (no One Euro, no mask persistence, no face memory)
 and on, with the same model, and each output is compared with the clean clip:
 - PSNR / SSIM inside the face box and inside the occluded region (the hole);
@@ -12,7 +12,7 @@ and on, with the same model, and each output is compared with the clean clip:
   during fast head motion, by cross-correlating their velocities.
 `--compare-model NAME` runs another blind model (e.g. the recurrent one) on the same occluded frames and detections,
 off and on, as variants "NAME off" / "NAME on" in the same JSON, plots and an extra table.
-Metrics are numpy / OpenCV only: the runtime never imports torch.
+Torch-free: numpy, OpenCV and the runtime.
 """
 from __future__ import annotations
 
@@ -31,84 +31,17 @@ from realtime.choices import PROVIDERS
 from realtime.detect import FaceDetector
 from realtime.errors import UnveilError
 from realtime.frame import Face, Frame
-from realtime.moving_occluders import OCCLUDER_KINDS, PALETTES, FaceAnchor, anchor_from_landmarks, composite, paint_occluder
 from realtime.one_euro import OneEuroFilter
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.sources import VideoFileSource, open_source
 from realtime.track import FaceTracker, TrackerConfig
+from trainer.evaluation.metrics import consistent_flow, dis_flow, flow_warp_error, psnr, ssim_map, temporal_error
+from trainer.evaluation.plots import draw_series_plot
+from trainer.occluders.layers import composite
+from trainer.occluders.moving import OCCLUDER_KINDS, PALETTES, FaceAnchor, anchor_from_landmarks, paint_occluder
 
 HOLE_ALPHA = 0.02        # occluder alpha above which a pixel counts as occluded (visibly changed)
 FACE_BOX_GROW = 0.15     # the face region for PSNR/SSIM: the clean landmarks' box grown by this fraction per side
-
-
-# --- image metrics (small, numpy + OpenCV) ---------------------------------------------------------------------------
-def psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) -> float:
-    """PSNR in dB of two uint8 images over `region` (bool HxW; None = everywhere); inf when identical."""
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    sq = diff**2 if diff.ndim == 2 else (diff**2).mean(axis=2)
-    if region is not None:
-        if not region.any():
-            return float("nan")
-        sq = sq[region]
-    mse = float(sq.mean())
-    return float("inf") if mse == 0.0 else 10.0 * math.log10(255.0**2 / mse)
-
-
-def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-pixel SSIM of the grey levels of two uint8 images (Wang et al. 2004: 11x11 Gaussian, sigma 1.5)."""
-    to_grey = (lambda x: cv2.cvtColor(x, cv2.COLOR_BGR2GRAY)) if a.ndim == 3 else (lambda x: x)
-    x, y = to_grey(a).astype(np.float64), to_grey(b).astype(np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(z: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
-
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-
-
-def ssim(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) -> float:
-    values = ssim_map(a, b)
-    if region is None:
-        return float(values.mean())
-    return float(values[region].mean()) if region.any() else float("nan")
-
-
-def temporal_error(out_t: np.ndarray, out_prev: np.ndarray, clean_t: np.ndarray, clean_prev: np.ndarray,
-                   region: np.ndarray) -> float:
-    """Mean |(out_t - out_t-1) - (clean_t - clean_t-1)| (grey levels, all channels) over `region` of frame t."""
-    if not region.any():
-        return float("nan")
-    change = out_t.astype(np.float32) - out_prev.astype(np.float32)
-    truth = clean_t.astype(np.float32) - clean_prev.astype(np.float32)
-    return float(np.abs(change - truth)[region].mean())
-
-
-def dis_flow(target_grey: np.ndarray, source_grey: np.ndarray) -> np.ndarray:
-    """Dense flow (HxWx2) such that target(p) ~ source(p + flow(p)): what `warp_by_flow` needs to pull source onto target."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    return dis.calc(target_grey, source_grey, None)
-
-
-def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """image(p + flow(p)) for every pixel p (bilinear, edges replicated)."""
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def consistent_flow(forward: np.ndarray, backward: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
-    """Pixels whose flow t->t-1 comes back (t-1->t) to within `tolerance` px + 5% of the motion (not disoccluded)."""
-    back_at_target = warp_by_flow(backward, forward)
-    loop = np.linalg.norm(forward + back_at_target, axis=2)
-    return loop <= tolerance + 0.05 * np.linalg.norm(forward, axis=2)
-
-
-def flow_warp_error(out_t: np.ndarray, out_prev: np.ndarray, clean_t: np.ndarray, clean_prev: np.ndarray,
-                    flow: np.ndarray, region: np.ndarray) -> float:
-    """temporal_error after warping both previous frames onto frame t with `flow` (computed on the clean frames)."""
-    return temporal_error(out_t, warp_by_flow(out_prev, flow), clean_t, warp_by_flow(clean_prev, flow), region)
 
 
 # --- landmark trajectories --------------------------------------------------------------------------------------------
@@ -300,7 +233,7 @@ def evaluate_clip(path: str, occluder: str, config: PipelineConfig, max_frames: 
                 bar.update(1)
                 continue
             alpha, colour = paint_occluder(occluder, frame.index, anchor, clean.shape[:2], palette)
-            occluded = Frame(index=frame.index, image=composite(clean, alpha, colour), pts=frame.pts, time_base=frame.time_base)
+            occluded = Frame(index=frame.index, image=composite(clean, alpha, colour, threshold=0.0)[0], pts=frame.pts, time_base=frame.time_base)
             detected = pipelines["on"].stage("detect").process(dataclasses.replace(occluded, faces=[])).faces
             done = {name: run_after_detect(p.stages, occluded, detected) for name, p in pipelines.items()}
             outputs = {name: f.result() for name, f in done.items()}
@@ -484,58 +417,6 @@ def comparison_table(results: list[dict], summary: dict, model: str) -> list[str
                      + " | ".join(f"{_fmt(m['temporal_error'][v])} / {_fmt(m['psnr_hole'][v])}" for v in variants) + " |")
     return lines + [""]
 
-
-PLOT_COLOURS = {"off": (40, 40, 220), "on": (200, 120, 20)}  # BGR: red = smoothing off, blue = on
-COMPARE_COLOURS = [(40, 160, 40), (160, 40, 160), (0, 140, 220), (120, 120, 120)]  # green, purple, orange, grey
-
-
-def draw_series_plot(series: dict[str, list[float | None]], title: str, y_label: str, size: tuple[int, int] = (760, 250)) -> np.ndarray:
-    """A line plot (uint8 BGR) of one metric over frames, one line per variant, drawn with OpenCV."""
-    w, h = size
-    left, right, top, bottom = 70, 20, 40, 40
-    compared = [name for name in series if name not in PLOT_COLOURS]
-    columns = 2 if compared else len(series)           # compared models have long names: two legend entries a row
-    legend_rows = -(-len(series) // max(columns, 1))
-    top += 14 * (legend_rows - 1)
-    img = np.full((h, w, 3), 255, np.uint8)
-    values = [v for line in series.values() for v in line if v is not None and math.isfinite(v)]
-    n = max((len(line) for line in series.values()), default=0)
-    cv2.putText(img, title, (left, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    if not values or n < 2:
-        cv2.putText(img, "no data", (w // 2 - 40, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-        return img
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 1.0, hi + 1.0
-    pw, ph = w - left - right, h - top - bottom
-
-    def to_px(i: int, v: float) -> tuple[int, int]:
-        return int(left + pw * i / (n - 1)), int(top + ph * (1.0 - (v - lo) / (hi - lo)))
-
-    cv2.rectangle(img, (left, top), (left + pw, top + ph), (0, 0, 0), 1)
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
-        y = to_px(0, v)[1]
-        cv2.line(img, (left, y), (left + pw, y), (225, 225, 225), 1)
-        cv2.putText(img, f"{v:.3g}", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for k in range(0, n, max(1, n // 10)):
-        x = to_px(k, lo)[0]
-        cv2.putText(img, str(k), (x - 8, top + ph + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "frame", (left + pw // 2 - 20, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, y_label, (left + 5, top + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
-    entry = 120 if not compared else (pw - 10) // columns
-    for j, (name, line) in enumerate(series.items()):
-        colour = PLOT_COLOURS.get(name) or COMPARE_COLOURS[compared.index(name) % len(COMPARE_COLOURS)]
-        points = [to_px(i, v) if v is not None and math.isfinite(v) else None for i, v in enumerate(line)]
-        for p, q in zip(points, points[1:]):
-            if p is not None and q is not None:
-                cv2.line(img, p, q, colour, 1, cv2.LINE_8)  # aliased lines: few colours, small PNGs
-        lx = left + pw - entry * columns + entry * (j % columns)
-        ly = 30 + 14 * (j // columns)
-        cv2.line(img, (lx, ly), (lx + 25, ly), colour, 2)
-        label = f"smooth {name}" if name in PLOT_COLOURS else name
-        cv2.putText(img, label, (lx + 28, ly + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
 
 
 def write_plots(results: list[dict], plot_dir: Path) -> list[Path]:
