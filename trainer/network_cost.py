@@ -8,8 +8,6 @@ Dummy inputs follow the network's `input_roles`: images uniform in [0, 1], masks
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import statistics
 import tempfile
 import time
@@ -24,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from realtime.errors import UnveilError
-from trainer.registry import NETWORKS
+from trainer.registry import NETWORKS, import_networks
 
 
 @dataclass(frozen=True)
@@ -50,21 +48,11 @@ class RoleOutputs(nn.Module):
         return tuple(outputs[role] for role in self.output_roles)
 
 
-def import_all_networks() -> None:
-    """Import every module of trainer.networks so each registers itself; one that fails to import is reported and
-    skipped, so a teammate's broken module does not stop measuring the others."""
-    import trainer.networks as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        try:
-            importlib.import_module(f"{package.__name__}.{module.name}")
-        except Exception as error:  # noqa: BLE001 - report and go on
-            warnings.warn(f"trainer.networks.{module.name} could not be imported: {type(error).__name__}: {error}")
-
-
 def build_network(name: str, preset: str | None = None, crop_size: int | None = None) -> nn.Module:
-    """Build a registered network, passing only the options given (builders differ in what they accept)."""
-    import_all_networks()
+    """Build a registered network, passing only the options given (builders differ in what they accept). A network
+    module that fails to import is reported and skipped."""
+    for module, error in import_networks().items():
+        warnings.warn(f"trainer.networks.{module} could not be imported: {error}")
     kwargs: dict[str, object] = {}
     if preset is not None:
         kwargs["preset"] = preset

@@ -1,6 +1,8 @@
-"""Name -> builder registries, so configs choose networks, losses and occlusion protocols by name."""
+"""Name -> builder registries, so configs choose networks, discriminators, losses and schedules by name."""
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any, Callable
 
 
@@ -40,3 +42,17 @@ NETWORKS = Registry("network")
 DISCRIMINATORS = Registry("discriminator")
 LOSSES = Registry("loss")
 SCHEDULES = Registry("schedule")
+
+
+def import_networks() -> dict[str, str]:
+    """Import every module of trainer.networks, so each registers its networks and discriminators.
+
+    A module that fails to import does not hide the others: returns {module name: error} of those that failed."""
+    package = importlib.import_module("trainer.networks")
+    failures: dict[str, str] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        try:
+            importlib.import_module(f"{package.__name__}.{info.name}")
+        except Exception as exc:  # noqa: BLE001 - a broken module must not stop the networks that do import
+            failures[info.name] = f"{type(exc).__name__}: {exc}"
+    return failures

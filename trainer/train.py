@@ -24,12 +24,10 @@ writes checkpoints. Otherwise it is one plain process.
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import json
 import math
 import os
-import pkgutil
 import random
 import time
 from dataclasses import dataclass, field
@@ -46,7 +44,7 @@ from realtime.errors import UnveilError
 from trainer import losses as _losses  # noqa: F401  (registers the losses)
 from trainer.losses import LossContext
 from trainer.onnx_weights import state_dict_from_onnx
-from trainer.registry import DISCRIMINATORS, LOSSES, NETWORKS, SCHEDULES
+from trainer.registry import DISCRIMINATORS, LOSSES, NETWORKS, SCHEDULES, import_networks
 
 # ================================================================================================================
 # Learning-rate schedules: factor(step within the phase, steps of the phase) -> multiplier of the base lr.
@@ -223,7 +221,7 @@ def _phase(raw: Any, index: int, disc_names: list[str]) -> PhaseConfig:
 
 def parse_config(raw: Any, data_path: str | Path | None = None) -> TrainConfig:
     """Validate a config dict; every problem becomes an UnveilError that says where it is."""
-    import_network_modules()
+    import_networks()
     if not isinstance(raw, dict):
         raise UnveilError("config: the top level must be a JSON object")
     known = {"name", "seed", "network", "data", "phases", "discriminators", "schedule", "log", "betas", "amp", "comment",
@@ -325,22 +323,6 @@ def occlusion_options(raw: Any) -> dict:
     except UnveilError as exc:
         raise UnveilError(f"config: data.occlusion: {exc}") from None
     return dict(raw)
-
-
-def import_network_modules() -> dict[str, str]:
-    """Import every module of trainer.networks (they register networks, discriminators and their own losses).
-
-    A teammate's module that fails to import must not hide the others: its error is returned, and named when a
-    config asks for something unknown."""
-    import trainer.networks as package
-
-    failures: dict[str, str] = {}
-    for info in pkgutil.iter_modules(package.__path__):
-        try:
-            importlib.import_module(f"trainer.networks.{info.name}")
-        except Exception as exc:  # a broken module must not stop networks that do import
-            failures[info.name] = f"{type(exc).__name__}: {exc}"
-    return failures
 
 
 def build_network(spec: Named) -> nn.Module:
@@ -827,7 +809,7 @@ def load_generator(path: str | Path) -> tuple[nn.Module, dict]:
     checkpoint = load_checkpoint(path)
     if "model" not in checkpoint or "config" not in checkpoint:
         raise UnveilError(f"{path} is not an Unveil training checkpoint (no model/config)")
-    import_network_modules()
+    import_networks()
     spec = checkpoint["config"]["network"]
     network = build_network(_named(spec, "network", NETWORKS.names(), "network"))
     network.load_state_dict(checkpoint["model"])
