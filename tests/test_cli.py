@@ -154,6 +154,7 @@ def test_bad_input_gives_one_line_error_and_no_output(case, tmp_path, face_clip,
     assert not list(tmp_path.glob(".*partial*"))
 
 
+@pytest.mark.slow
 def test_console_command_runs_as_a_program(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cli", "process", str(tmp_path / "missing.mp4"), "-o",
                              str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=120)
@@ -194,6 +195,7 @@ def option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return sorted(s for action in parser._actions for s in (action.option_strings or [action.dest]))
 
 
+@pytest.mark.slow
 def test_help_of_the_training_commands_works_without_torch():
     """A runtime-only install (no torch, onnx, onnxscript) still shows each command's real arguments; running one
     says which extra is missing."""
@@ -237,6 +239,7 @@ def test_every_runtime_argument_has_a_help_text():
             assert action.help, f"unveil {name}: {action.option_strings or action.dest} has no help"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_run_leaves_no_partial_file(signum, tmp_path, astronaut_bgr, model):
     clip = make_face_clip(tmp_path / "long.mp4", astronaut_bgr, frames=300)

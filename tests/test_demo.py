@@ -4,14 +4,16 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pytest
 
-from realtime.demo import demo_frames
-from realtime.models import DEFAULT_BLIND, available_models, resolve_model
 from cli.main import main
 from realtime.contract import read_contract
+from realtime.demo import demo_frames
+from realtime.models import DEFAULT_BLIND, available_models, resolve_model
 from tests.tiny_models import build_blind_model
 
 
+@pytest.mark.slow
 def test_demo_writes_side_by_side_video_and_strip(tmp_path, capsys):
     model = build_blind_model(tmp_path / "tiny.onnx", crop_size=64)
     out = tmp_path / "demo"

@@ -130,6 +130,7 @@ def native_stderr_of_a_detector_run(env_extra: dict[str, str]) -> list[str]:
     return lines[lines.index("before") + 1:lines.index("after [1, 1, 1]")]
 
 
+@pytest.mark.slow
 def test_mediapipe_native_log_lines_stay_off_stderr_unless_asked_for():
     assert native_stderr_of_a_detector_run({}) == []
     # the lines exist (so the check above means something) and `unveil -v` lets them through

@@ -167,6 +167,7 @@ def test_bad_inputs_raise_clear_errors(dataset, models):
                  "--protocol", "halves"])
 
 
+@pytest.mark.slow
 def test_the_torch_network_is_rebuilt_from_the_symmetry_onnx_file(dataset, tmp_path):
     from exporters.onnx_export import export_network
 

@@ -32,6 +32,8 @@ from realtime.pipeline import PipelineConfig  # noqa: E402
 from tests.tiny_models import OCCLUDER_BGR, build_blind_model  # noqa: E402
 from tests.video_clips import AUDIO_FRAME, AUDIO_RATE, make_clip, stream_packets, write_tone  # noqa: E402
 
+pytestmark = pytest.mark.gui
+
 SIZE = 160          # the astronaut's face is found by mediapipe at this size (box about 30 px)
 CLIP_FRAMES = 40
 TIMEOUT_S = 15.0

@@ -6,10 +6,10 @@ import torch
 
 from exporters.onnx_export import export_network, parity_difference, parity_inputs
 from realtime.errors import UnveilError
+from trainer.checkpoints import warm_start
 from trainer.networks.c2fdan import C2FDAN
 from trainer.networks.symmfcnet import build_symmfcnet
 from trainer.onnx_weights import state_dict_from_onnx
-from trainer.train import warm_start
 
 
 def _randomise(network: torch.nn.Module) -> None:
@@ -21,6 +21,7 @@ def _randomise(network: torch.nn.Module) -> None:
 @pytest.mark.parametrize("make", [lambda: C2FDAN("lite", crop_size=32, width=4),
                                   lambda: build_symmfcnet("lite", crop_size=32, width=4)],
                          ids=["c2fdan", "symmfcnet"])
+@pytest.mark.slow
 def test_a_network_warm_started_from_its_onnx_file_matches_that_file(tmp_path, make):
     torch.manual_seed(0)
     source = make()

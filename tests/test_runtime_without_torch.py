@@ -3,6 +3,8 @@ import it); so must the evaluation tooling and the occluder painters, which a ru
 import subprocess
 import sys
 
+import pytest
+
 MODULES = ["cli.main", "cli.process", "cli.live", "cli.bench", "cli.demo", "realtime.options", "realtime.pipeline",
            "realtime.process", "realtime.live", "realtime.bench", "realtime.demo", "gui.app", "gui.main_window"]
 TORCH_FREE_TOOLS = ["trainer.evaluation.temporal", "trainer.evaluation.metrics", "trainer.evaluation.plots",
@@ -19,9 +21,11 @@ def imported_after(modules: list[str], packages: tuple[str, ...]) -> list[str]:
     return eval(result.stdout.strip().splitlines()[-1])  # noqa: S307 - a list literal printed by our own code
 
 
+@pytest.mark.slow
 def test_runtime_and_viewer_import_no_torch():
     assert imported_after(MODULES, ("torch", "trainer", "exporters")) == []
 
 
+@pytest.mark.slow
 def test_evaluation_and_occluders_import_no_torch():
     assert imported_after(TORCH_FREE_TOOLS, ("torch", "torchvision", "onnx", "exporters")) == []

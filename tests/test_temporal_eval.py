@@ -167,6 +167,7 @@ def test_temporal_eval_rejects_a_missing_clip(tmp_path: Path) -> None:
         run(parser.parse_args([str(tmp_path / "nope.mp4")]))
 
 
+@pytest.mark.slow
 def test_compare_model_adds_its_variants_on_the_same_frames(tmp_path: Path, astronaut_bgr: np.ndarray) -> None:
     clip = make_face_clip(tmp_path / "face.mp4", astronaut_bgr, frames=5)
     model = build_blind_model(tmp_path / "tiny.onnx", crop_size=64)

@@ -261,6 +261,7 @@ def write_clip(path, base: np.ndarray, frames: int, fps: float) -> None:
     writer.release()
 
 
+@pytest.mark.slow
 def test_a_tiny_clip_end_to_end(tmp_path, astronaut_bgr, tiny_finder, capsys):
     clip = tmp_path / "astronaut.mp4"
     write_clip(clip, astronaut_bgr, frames=10, fps=5.0)
