@@ -96,3 +96,19 @@ def test_numpy_conversion_keeps_values_and_layout():
     assert t.shape == (2, 3, 4, 5)
     assert t[1, 2, 3, 4].item() == pytest.approx(image[3, 4, 2] / 255.0)
     assert masks_to_tensor(np.ones((4, 5))).shape == (1, 1, 4, 5)
+
+
+def test_the_training_and_evaluation_psnr_agree():
+    """trainer.metrics (torch, batched, for the training loop) and trainer.evaluation.metrics (numpy, for evaluation
+    and benchmarks) must give the same PSNR, over the whole image and over a hole."""
+    from trainer.evaluation import metrics as evaluation
+
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    hole = np.zeros((32, 32), bool)
+    hole[8:20, 4:30] = True
+    whole = psnr(images_to_tensor([a]), images_to_tensor([b])).item()
+    inside = psnr(images_to_tensor([a]), images_to_tensor([b]), masks_to_tensor([hole.astype(np.float32)])).item()
+    assert whole == pytest.approx(evaluation.psnr(a, b), abs=1e-4)
+    assert inside == pytest.approx(evaluation.psnr(a, b, hole), abs=1e-4)
