@@ -1,0 +1,312 @@
+"""Symmetric faces and an asymmetry score from the 468-point face mesh (the landmark baseline of issue #17).
+
+The mid-line. The mesh's measured mirror map (`realtime.mesh_topology`) says which point is the left/right twin of
+which. The mid-line is the line whose reflection best maps every mesh point onto its twin (least squares over all
+468 points: an orthogonal 2x2 transform with determinant -1 about the points' centroid, solved like Procrustes), so
+it follows the face's own tilt and position instead of assuming an upright, centred face.
+
+The symmetric face. Each point is averaged with the reflection of its twin, S_k = (P_k + R(P_twin(k))) / 2, which
+is exactly symmetric about the mid-line. The face is warped piecewise-affinely from its mesh P onto S (the mesh's
+896 triangles plus a ring of fixed anchor points around the face, so hair and background bend smoothly and nothing
+tears at the edge of the face), and the warped face A is blended with its own mirror image R(A) inside the face
+oval: `mode="blend"` averages the two halves (the "average half-face"), `left` / `right` keep one image half and
+mirror it onto the other. The result is symmetric about the mid-line up to interpolation.
+
+The asymmetry score (per face, both reported):
+- `shape` (the score): mean over the 468 points of |P_k - R(P_twin(k))|, the distance between a point and where
+  its twin lands when reflected about the mid-line, in per cent of the inter-ocular distance (eye centre to eye
+  centre). 0 for a perfectly symmetric face. A 2-D measure: a turned head (yaw) reads as asymmetry too.
+- `appearance`: mean |A - R(A)| over the face oval after the geometry was made symmetric, in grey levels (0-255,
+  channels averaged): what differs between the halves in skin, light and features once their shapes agree.
+`asymmetry_map` is that per-pixel difference moved back onto the input face (for a heat-map overlay).
+
+For aligned crops (the network path and training targets): the alignment template is mirror-symmetric, so the
+crop's vertical centre line is the mid-line; `mirror_halves` mirrors each half of a crop about it and
+`mirror_error` measures how far a crop is from its own mirror image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from realtime.align import estimate_similarity, five_points_from_mesh
+from realtime.errors import UnveilError
+from realtime.mesh_topology import delaunay, load_topology
+from realtime.mesh_warp import triangle_affines, triangle_index_map
+from realtime.regions import FACE_OVAL, polygon_mask
+
+MODES = ("blend", "left", "right")
+ANCHOR_COUNT = 24          # fixed points on a circle around the face: the warp fades to identity there
+ANCHOR_CENTRE = (0.5, 0.59)  # in unit aligned-crop coordinates (the mean mesh's centre)
+ANCHOR_RADIUS = 0.62        # unit crop; the mean mesh reaches ~0.33 from the centre
+FEATHER_IOD = 0.06          # feathering of the face oval's edge, in inter-ocular distances
+
+
+@dataclass(frozen=True)
+class MidLine:
+    """A line in pixel coordinates: a point on it and its unit direction (pointing down the face)."""
+
+    point: np.ndarray       # (2,)
+    direction: np.ndarray   # (2,) unit
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.array([-self.direction[1], self.direction[0]])
+
+    def reflect(self, points: np.ndarray) -> np.ndarray:
+        """Mirror (N, 2) points about the line."""
+        pts = np.asarray(points, np.float64)
+        n = self.normal
+        return pts - 2.0 * ((pts - self.point) @ n)[:, None] * n[None]
+
+    def matrix(self, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+        """2x3 affine of the reflection in coordinates shifted by -offset (a box's pixels); its own inverse."""
+        n = self.normal
+        linear = np.eye(2) - 2.0 * np.outer(n, n)
+        p = self.point - np.asarray(offset, np.float64)
+        return np.concatenate([linear, (p - linear @ p)[:, None]], axis=1)
+
+    def signed_distance(self, points: np.ndarray) -> np.ndarray:
+        """(N,) signed distance of points from the line (> 0 on the side of image-right for an upright face)."""
+        return (np.asarray(points, np.float64) - self.point) @ -self.normal
+
+    @property
+    def angle_deg(self) -> float:
+        """Tilt of the mid-line from the image vertical, degrees (0 = upright)."""
+        return float(np.degrees(np.arctan2(-self.direction[0], self.direction[1])))
+
+
+def fit_midline(points: np.ndarray, mirror: np.ndarray | None = None) -> MidLine:
+    """The line whose reflection best maps each point onto its twin (least squares): P_twin(k) ~ R(P_k)."""
+    if mirror is None:
+        _, mirror, _ = load_topology()
+    a = np.asarray(points, np.float64)
+    if a.ndim != 2 or a.shape[1] != 2 or len(a) != len(mirror):
+        raise UnveilError(f"the mid-line needs ({len(mirror)}, 2) mesh points, got {a.shape}")
+    b = a[mirror]
+    centre = a.mean(0)   # the twin map is a permutation: both point sets have the same centroid, a fixed point
+    cov = (b - centre).T @ (a - centre)
+    u, _, vt = np.linalg.svd(cov)
+    fix = np.diag([1.0, -np.linalg.det(u) * np.linalg.det(vt)])  # det = -1: a reflection, never a rotation
+    reflection = u @ fix @ vt
+    # the reflection's mirror axis is its eigenvector of eigenvalue +1
+    values, vectors = np.linalg.eigh((reflection + reflection.T) / 2.0)
+    direction = vectors[:, int(np.argmax(values))]
+    if direction[1] < 0:
+        direction = -direction  # point down the face (image y grows downwards)
+    return MidLine(centre, direction / np.linalg.norm(direction))
+
+
+def inter_ocular(points: np.ndarray) -> float:
+    five = five_points_from_mesh(np.asarray(points, np.float64))
+    return float(np.linalg.norm(five[1] - five[0]))
+
+
+def symmetric_points(points: np.ndarray, line: MidLine, mirror: np.ndarray | None = None) -> np.ndarray:
+    """S_k = (P_k + R(P_twin(k))) / 2: every point halfway to where its twin's reflection lands."""
+    if mirror is None:
+        _, mirror, _ = load_topology()
+    pts = np.asarray(points, np.float64)
+    return (pts + line.reflect(pts[mirror])) / 2.0
+
+
+def shape_asymmetry(points: np.ndarray, line: MidLine | None = None, mirror: np.ndarray | None = None) -> float:
+    """Mean |P_k - R(P_twin(k))| over the mesh, in per cent of the inter-ocular distance (0 = symmetric)."""
+    if mirror is None:
+        _, mirror, _ = load_topology()
+    pts = np.asarray(points, np.float64)
+    line = line or fit_midline(pts, mirror)
+    distance = np.linalg.norm(pts - line.reflect(pts[mirror]), axis=1).mean()
+    return float(100.0 * distance / max(inter_ocular(pts), 1e-6))
+
+
+@lru_cache(maxsize=1)
+def extended_topology() -> tuple[np.ndarray, np.ndarray]:
+    """(anchors (K, 2) in unit crop coordinates, triangles over the 468 mesh points followed by the K anchors)."""
+    mean, _, _ = load_topology()
+    angles = np.linspace(0.0, 2.0 * np.pi, ANCHOR_COUNT, endpoint=False)
+    anchors = np.stack([ANCHOR_CENTRE[0] + ANCHOR_RADIUS * np.cos(angles),
+                        ANCHOR_CENTRE[1] + ANCHOR_RADIUS * np.sin(angles)], axis=1)
+    triangles = delaunay(np.concatenate([mean, anchors]) * 1000.0)
+    return anchors, triangles
+
+
+def anchor_points(points: np.ndarray) -> np.ndarray:
+    """The fixed ring around this face, in its pixels: the unit anchors moved like the mean mesh onto the face."""
+    mean, _, _ = load_topology()
+    anchors, _ = extended_topology()
+    matrix = estimate_similarity(mean, np.asarray(points, np.float64))
+    return anchors @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp_triangles(source: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray,
+                   box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise-affine warp of `source` (frame pixels) whose `source_points` land on `target_points`, over the
+    target `box`; returns (image over the box, bool valid map)."""
+    x0, y0, x1, y1 = box
+    h, w = y1 - y0, x1 - x0
+    index = triangle_index_map(target_points, triangles, box)
+    affines, usable = triangle_affines(source_points, target_points, triangles)
+    inside = index > 0
+    inside[inside] = usable[index[inside] - 1]
+    map_x = np.full((h, w), -1.0, np.float32)
+    map_y = np.full((h, w), -1.0, np.float32)
+    ys, xs = np.nonzero(inside)
+    if len(ys):
+        a = affines[index[ys, xs] - 1]
+        fx, fy = xs + x0, ys + y0
+        map_x[ys, xs] = a[:, 0, 0] * fx + a[:, 0, 1] * fy + a[:, 0, 2]
+        map_y[ys, xs] = a[:, 1, 0] * fx + a[:, 1, 1] * fy + a[:, 1, 2]
+    warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    sh, sw = source.shape[:2]
+    valid = inside & (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
+    return warped, valid
+
+
+@dataclass
+class FaceSymmetry:
+    """One face made symmetric: what to paste, where, and its asymmetry."""
+
+    box: tuple[int, int, int, int]    # x0, y0, x1, y1 in the frame
+    image: np.ndarray                 # (h, w, 3) uint8 the box of the output (face symmetric, surroundings bent)
+    weight: np.ndarray                # (h, w) float32 where `image` replaces the frame (1 = fully)
+    asymmetry_map: np.ndarray         # (h, w) float32 grey levels, on the *input* face; 0 outside it
+    line: MidLine                     # the mid-line in frame pixels
+    points: np.ndarray                # (468, 2) the input mesh
+    symmetric: np.ndarray             # (468, 2) the symmetric mesh
+    shape: float                      # the asymmetry score: % of the inter-ocular distance
+    appearance: float                 # mean grey-level difference between the halves, 0-255
+
+    def paste(self, frame: np.ndarray) -> None:
+        """Blend into `frame` (in place)."""
+        x0, y0, x1, y1 = self.box
+        region = frame[y0:y1, x0:x1].astype(np.float32)
+        w = self.weight[..., None]
+        frame[y0:y1, x0:x1] = np.clip(np.rint(region * (1.0 - w) + self.image.astype(np.float32) * w), 0, 255).astype(np.uint8)
+
+
+def symmetrize_face(image: np.ndarray, points: np.ndarray, mode: str = "blend") -> FaceSymmetry:
+    """Make one face of a BGR frame symmetric about its mid-line (see the module's docstring)."""
+    if mode not in MODES:
+        raise UnveilError(f"unknown symmetrize mode {mode!r} (choose {', '.join(MODES)})")
+    _, mirror, _ = load_topology()
+    _, triangles = extended_topology()
+    pts = np.asarray(points, np.float64)
+    line = fit_midline(pts, mirror)
+    sym = symmetric_points(pts, line, mirror)
+    anchors = anchor_points(pts)
+    h_img, w_img = image.shape[:2]
+    lo = np.floor(np.concatenate([anchors, pts]).min(0)).astype(int)
+    hi = np.ceil(np.concatenate([anchors, pts]).max(0)).astype(int) + 1
+    box = (max(int(lo[0]), 0), max(int(lo[1]), 0), min(int(hi[0]), w_img), min(int(hi[1]), h_img))
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise UnveilError("the face lies outside the image")
+    # A: the face warped onto the symmetric mesh (with the ring of anchors fixed)
+    warped, valid = warp_triangles(image, np.concatenate([pts, anchors]), np.concatenate([sym, anchors]), triangles, box)
+    original = image[y0:y1, x0:x1]
+    base = np.where(valid[..., None], warped, original)
+    # R(A): its mirror image about the mid-line (the reflection is its own inverse)
+    reflection = line.matrix(offset=(x0, y0))
+    bw, bh = x1 - x0, y1 - y0
+    mirrored = cv2.warpAffine(base, reflection, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mirrored_ok = cv2.warpAffine(valid.astype(np.uint8), reflection, (bw, bh), flags=cv2.INTER_NEAREST,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    oval = polygon_mask(sym[list(FACE_OVAL)] - (x0, y0), (bh, bw))
+    both = oval & valid & mirrored_ok
+    a = base.astype(np.float32)
+    r = mirrored.astype(np.float32)
+    if mode == "blend":
+        face = (a + r) / 2.0
+    else:
+        ys, xs = np.mgrid[0:bh, 0:bw]
+        side = line.signed_distance(np.stack([xs.ravel() + x0, ys.ravel() + y0], 1)).reshape(bh, bw)
+        iod = inter_ocular(pts)
+        keep = np.clip(0.5 - side / max(0.04 * iod, 1.0), 0.0, 1.0)   # 1 on the image-left side, soft at the line
+        if mode == "right":
+            keep = 1.0 - keep
+        face = a * keep[..., None] + r * (1.0 - keep[..., None])
+    iod = inter_ocular(pts)
+    feather = cv2.GaussianBlur(both.astype(np.float32), (0, 0), max(FEATHER_IOD * iod, 0.5))
+    inner = cv2.erode(both.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    face_weight = np.where(both, np.minimum(feather * 2.0, 1.0), 0.0).astype(np.float32)
+    face_weight[inner & (feather > 0.5)] = 1.0
+    out = a * (1.0 - face_weight[..., None]) + face * face_weight[..., None]
+    out_image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    # paste weight: 1 where the warp is valid, fading to 0 at the anchor ring so the frame joins without a seam
+    weight = valid.astype(np.float32)
+    difference = np.abs(a - r).mean(axis=2)
+    appearance = float(difference[both].mean()) if both.any() else 0.0
+    sym_map = np.where(both, difference, 0.0).astype(np.float32)
+    # the map back onto the input face: warp it from the symmetric mesh to the input mesh
+    back, back_ok = warp_triangles(sym_map, np.concatenate([sym, anchors]) - (x0, y0),
+                                   np.concatenate([pts, anchors]), triangles, box)
+    asymmetry_map = np.where(back_ok, back, 0.0).astype(np.float32)
+    return FaceSymmetry(box=box, image=out_image, weight=weight, asymmetry_map=asymmetry_map, line=line,
+                        points=pts, symmetric=sym, shape=shape_asymmetry(pts, line, mirror), appearance=appearance)
+
+
+def symmetrize_frame(image: np.ndarray, faces_points: list[np.ndarray], mode: str = "blend"
+                     ) -> tuple[np.ndarray, list[FaceSymmetry]]:
+    """Every face of a frame made symmetric (each from the input frame, pasted in turn); (output, per-face)."""
+    out = image.copy()
+    results = []
+    for points in faces_points:
+        result = symmetrize_face(image, points, mode)
+        result.paste(out)
+        results.append(result)
+    return out, results
+
+
+def asymmetry_heatmap(image: np.ndarray, results: list[FaceSymmetry], full_scale: float = 60.0,
+                      alpha: float = 0.6) -> np.ndarray:
+    """The input with each face's asymmetry map drawn over it (JET colours, `full_scale` grey levels = red)."""
+    out = image.copy()
+    for result in results:
+        x0, y0, x1, y1 = result.box
+        amap = result.asymmetry_map
+        colours = cv2.applyColorMap(np.clip(amap * (255.0 / full_scale), 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+        on = polygon_mask(result.points[list(FACE_OVAL)] - (x0, y0), amap.shape)
+        a = np.where(on, alpha, 0.0).astype(np.float32)[..., None]
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(region * (1 - a) + colours.astype(np.float32) * a, 0, 255).astype(np.uint8)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ aligned crops
+
+
+def mirror_halves(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two symmetric faces of an aligned crop: its image-left half mirrored onto the right, and the image-right
+    half mirrored onto the left (about the crop's vertical centre line, which the template puts on the mid-line).
+    Works on (..., H, W, C) arrays with the width on axis -2. Both are exactly equal to their own mirror image."""
+    arr = np.asarray(crop)
+    width = arr.shape[-2]
+    half = width // 2
+    flipped = arr[..., ::-1, :]
+    left = arr.copy()
+    left[..., width - half:, :] = flipped[..., width - half:, :]
+    right = arr.copy()
+    right[..., :half, :] = flipped[..., :half, :]
+    return left, right
+
+
+def mirror_error(crop: np.ndarray, region: np.ndarray | None = None) -> float:
+    """Mean |crop - its mirror image| about the vertical centre line, in [0, 1] (0 = exactly symmetric); over a
+    bool `region` (H, W) when given."""
+    arr = np.asarray(crop, np.float32) / (255.0 if np.asarray(crop).dtype == np.uint8 else 1.0)
+    diff = np.abs(arr - arr[:, ::-1])
+    if diff.ndim == 3:
+        diff = diff.mean(axis=2)
+    if region is not None:
+        return float(diff[np.asarray(region, bool)].mean()) if np.any(region) else 0.0
+    return float(diff.mean())
+
+
+def symmetric_region(region: np.ndarray) -> np.ndarray:
+    """A crop-space bool region made mirror-symmetric (union with its mirror image)."""
+    region = np.asarray(region, bool)
+    return region | region[:, ::-1]
