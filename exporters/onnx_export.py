@@ -319,7 +319,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.train import load_generator
+    from trainer.checkpoints import load_generator
 
     if not 7 <= args.opset <= 23:
         raise UnveilError(f"--opset must be in 7..23, got {args.opset}")

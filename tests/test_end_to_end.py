@@ -10,7 +10,9 @@ from face_dataset import make_face_dataset
 from realtime.contract import read_contract
 from realtime.frame import Frame
 from realtime.pipeline import PipelineConfig, build_pipeline
-from trainer.train import load_generator, parse_config, train
+from trainer.checkpoints import load_generator
+from trainer.config import parse_config
+from trainer.train import train
 
 torch.set_num_threads(1)
 

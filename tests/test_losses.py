@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from trainer import losses  # noqa: F401  (registers the losses)
+from trainer.builders import build_loss
+from trainer.config import Named
 from trainer.losses import LossContext, discriminator_adversarial, generator_adversarial
 from trainer.registry import LOSSES
-from trainer.train import Named, build_loss
 
 torch.set_num_threads(1)
 

@@ -290,7 +290,7 @@ def test_shipped_cpu_configs_train_what_their_phases_name(name, tmp_path):
     import json
     from pathlib import Path
 
-    from trainer.train import parse_config
+    from trainer.config import parse_config
 
     folder = Path(__file__).resolve().parents[1] / "trainer" / "configs"
     config = parse_config(json.loads((folder / f"{name}.json").read_text()), data_path=tmp_path)

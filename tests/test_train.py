@@ -13,7 +13,12 @@ import torch
 from face_dataset import make_face_dataset
 from realtime.errors import UnveilError
 from trainer import train as training
-from trainer.train import build_network, load_checkpoint, load_config, open_datasets, parse_config, seed_everything, train
+from trainer.batches import open_datasets
+from trainer.builders import build_network
+from trainer.checkpoints import load_checkpoint, warm_start
+from trainer.config import load_config, parse_config
+from trainer.distributed import seed_everything
+from trainer.train import train
 
 torch.set_num_threads(1)
 
@@ -195,7 +200,7 @@ def test_sequence_training_warm_starts_validates_over_time_and_resumes_exactly(f
 
     seed_everything(config.seed)
     recurrent = build_network(config.network)
-    training.warm_start(recurrent, blind_c2fdan)
+    warm_start(recurrent, blind_c2fdan)
     blind = C2FDAN("lite", crop_size=32, width=4)
     blind.load_state_dict(torch.load(blind_c2fdan)["model"])
     image = torch.rand(2, 3, 32, 32)
