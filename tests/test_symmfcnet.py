@@ -8,17 +8,19 @@ import torch
 
 from realtime.align import MESH_FIVE_POINTS
 from realtime.errors import UnveilError
-from trainer.networks.symmfcnet import (
-    TRAINING_PHASES,
-    build_symmfcnet,
+from trainer.losses.symmetry import (
     face_region_loss,
-    flip_horizontal,
     flow_tv_loss,
     illumination_loss,
     landmark_flow_loss,
+    perceptual_symmetry_loss,
+)
+from trainer.networks.symmfcnet import (
+    TRAINING_PHASES,
+    build_symmfcnet,
+    flip_horizontal,
     mirror_landmark_index,
     mirror_landmark_pairs,
-    perceptual_symmetry_loss,
     phase_parameters,
     symmetry_consistency,
     symmetry_masks,

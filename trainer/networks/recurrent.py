@@ -26,7 +26,7 @@ from realtime.errors import UnveilError
 
 from trainer.networks.c2fdan import C2FDAN, both_stages, compose
 from trainer.networks.unet import UNet, _down, _Up
-from trainer.registry import LOSSES, NETWORKS
+from trainer.registry import NETWORKS
 
 STATE_INPUT = "previous"      # ONNX input name of the state
 STATE_OUTPUT_ROLE = "image"   # the output role fed back as the state on the next frame
@@ -235,7 +235,7 @@ def sequence_losses(network: nn.Module, clean: torch.Tensor, occluded: torch.Ten
     return {"total": total, "l1": l1 / steps, "mask_bce": bce / steps, "temporal": temporal / max(steps - 1, 1)}
 
 
-# --- the sequence unroll and its temporal loss, for trainer/train.py -----------------------------------------------
+# --- the sequence unroll, for trainer/train.py (its loss: trainer/losses/temporal.py) ------------------------------
 class SequenceUnroll(nn.Module):
     """Runs a recurrent network over N x T sequences, feeding back its warped output, and returns every output
     flattened to (N*T) x ... in (sequence, time) order -- so the ordinary per-image losses and metrics apply -- plus
@@ -259,19 +259,3 @@ class SequenceUnroll(nn.Module):
             out = getattr(self.network, self.method)(images[:, t], previous)
             outputs.append({**out, "previous": previous})
         return {key: torch.stack([o[key] for o in outputs], dim=1).flatten(0, 1) for key in outputs[0]}
-
-
-@LOSSES.register("temporal_hole")
-class TemporalHole:
-    """|(out_t - W out_t-1) - (clean_t - W clean_t-1)| inside the hole of frame t (t > 0), W the known warp: the
-    flicker the temporal-eval measures, on sequences (needs SequenceUnroll's "previous" and the sequence batch's
-    "target_previous" / "has_previous")."""
-
-    def __init__(self, output: str = "image"):
-        self.output = output
-
-    def __call__(self, out: dict, batch: dict, ctx) -> torch.Tensor:
-        change = out[self.output].float() - out["previous"].float()
-        truth = batch["target"].float() - batch["target_previous"].float()
-        weight = batch["mask"].float() * batch["has_previous"].float()
-        return ((change - truth).abs() * weight).sum() / (weight.sum() * change.shape[1] + 1e-6)
