@@ -247,3 +247,40 @@ def test_data_occlusion_weights_reach_the_datasets(faces):
     assert {train_set.example(i)[1].kind for i in range(6)} == {"pole"}
     _, default_set, _ = open_datasets(parse_config(tiny_config(faces)))
     assert {default_set.example(i)[1].kind for i in range(6)} == {"rect"}
+
+
+def test_a_config_base_is_merged_under_it_and_bases_chain(faces, tmp_path):
+    root = tiny_config(faces)
+    root["data"]["occlusion"] = {"mix_weights": {"rect": 1.0, "text": 2.0}}
+    (tmp_path / "root.json").write_text(json.dumps(root))
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "middle.json").write_text(json.dumps(
+        {"base": "../root.json", "name": "middle", "data": {"batch_size": 2, "occlusion": {"mix_weights": {"text": 5.0}}},
+         "phases": [{"name": "short", "steps": 3, "losses": ["l2"]}]}))
+    (tmp_path / "variants" / "leaf.json").write_text(json.dumps(
+        {"base": "middle.json", "seed": 7, "log": {"val_every": 5}, "init": {"checkpoint": "x.pt"}}))
+    config = load_config(tmp_path / "variants" / "leaf.json")
+    expected = copy.deepcopy(root)
+    expected.update(name="middle", seed=7, phases=[{"name": "short", "steps": 3, "losses": ["l2"]}],
+                    init={"checkpoint": "x.pt"})
+    expected["data"]["batch_size"] = 2
+    expected["data"]["occlusion"]["mix_weights"]["text"] = 5.0  # dicts merged key by key, keeping the base's order
+    expected["log"]["val_every"] = 5
+    assert json.dumps(config.raw) == json.dumps(expected)  # the resolved dict, order included, is what a run saves
+    assert (config.name, config.seed, config.data.batch_size, config.total_steps) == ("middle", 7, 2, 3)
+    assert config.data.occlusion["mix_weights"] == {"rect": 1.0, "text": 5.0}
+
+
+def test_config_bases_that_loop_or_are_missing_are_refused(faces, tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"base": "b.json", "seed": 1}))
+    (tmp_path / "b.json").write_text(json.dumps({"base": "a.json", "seed": 2}))
+    with pytest.raises(UnveilError, match=r"'base' chain comes back to itself \(a.json -> b.json -> a.json\)"):
+        load_config(tmp_path / "a.json")
+    (tmp_path / "self.json").write_text(json.dumps({"base": "self.json"}))
+    with pytest.raises(UnveilError, match="comes back to itself"):
+        load_config(tmp_path / "self.json")
+    (tmp_path / "orphan.json").write_text(json.dumps({"base": "gone.json"}))
+    with pytest.raises(UnveilError, match="its base 'gone.json' is not a file"):
+        load_config(tmp_path / "orphan.json")
+    with pytest.raises(UnveilError, match="'base' names a file"):
+        parse_config({**tiny_config(faces), "base": "a.json"})

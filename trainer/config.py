@@ -4,6 +4,10 @@ A config chooses everything by name through the registries (trainer/registry.py)
 the losses and the learning-rate schedule; and the data (a folder made by `unveil prepare`, an occlusion protocol).
 Training runs as a list of phases, each with its own steps, losses, generator forward, trainable parameter
 prefixes, discriminators and learning rates.
+
+A config file may name a `base`: {"base": "c2fdan_lite_cpu.json", "init": {...}} reads the base (relative to the
+file's folder; a base may have a base) and merges the file's keys over it -- dicts key by key, any other value,
+lists included, replaced -- so a variant names only what it changes. The resolved dict is what a run saves.
 """
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ class TrainConfig:
     amp: bool = True
     name: str = ""
     init: str | None = None                    # warm start: a checkpoint whose matching weights a fresh run loads
-    raw: dict = field(default_factory=dict)    # the JSON as given, saved in checkpoints
+    raw: dict = field(default_factory=dict)    # the JSON as given (bases merged), saved in checkpoints
 
     @property
     def total_steps(self) -> int:
@@ -161,10 +165,14 @@ def _phase(raw: Any, index: int, disc_names: list[str]) -> PhaseConfig:
 
 
 def parse_config(raw: Any, data_path: str | Path | None = None) -> TrainConfig:
-    """Validate a config dict; every problem becomes an UnveilError that says where it is."""
+    """Validate a config dict; every problem becomes an UnveilError that says where it is.
+
+    `base` is not resolved here (a dict has no folder to find it in): read a file with read_config."""
     import_networks()
     if not isinstance(raw, dict):
         raise UnveilError("config: the top level must be a JSON object")
+    if "base" in raw:
+        raise UnveilError("config: 'base' names a file, resolved when a config file is read (read_config / load_config)")
     known = {"name", "seed", "network", "data", "phases", "discriminators", "schedule", "log", "betas", "amp", "comment",
              "init"}
     unknown = sorted(set(raw) - known)
@@ -244,13 +252,43 @@ def occlusion_options(raw: Any) -> dict:
     return dict(raw)
 
 
-def read_config(path: str | Path) -> Any:
-    """A config file's JSON."""
+def merge_config(base: dict, over: dict) -> dict:
+    """`over` deep-merged over `base`: dicts merged key by key (recursively), any other value (a list too) replaced.
+    The base's keys keep their order, new keys follow in `over`'s order."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config(path: str | Path, _chain: tuple[Path, ...] = ()) -> Any:
+    """A config file's JSON with its `base` chain resolved: the base (a path relative to this file's folder, which
+    may name a base of its own) with this file's keys merged over it (merge_config)."""
     path = Path(path)
+    here = path.resolve()
+    if here in _chain:
+        loop = " -> ".join(p.name for p in (*_chain, here))
+        raise UnveilError(f"config {path}: its 'base' chain comes back to itself ({loop})")
     try:
-        return json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UnveilError(f"config {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(raw, dict) or "base" not in raw:
+        return raw
+    raw = dict(raw)
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base:
+        raise UnveilError(f"config {path}: 'base' must name a config file, got {base!r}")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise UnveilError(f"config {path}: its base {base!r} is not a file ({base_path})")
+    base_raw = read_config(base_path, (*_chain, here))
+    if not isinstance(base_raw, dict):
+        raise UnveilError(f"config {base_path} (the base of {path}): the top level must be a JSON object")
+    return merge_config(base_raw, raw)
 
 
 def find_config(path: str | Path) -> Path:
@@ -266,5 +304,5 @@ def find_config(path: str | Path) -> Path:
 
 
 def load_config(path: str | Path, data_path: str | Path | None = None) -> TrainConfig:
-    """Read and validate a config file; `data_path` overrides its data.path."""
+    """Read (bases resolved) and validate a config file; `data_path` overrides its data.path."""
     return parse_config(read_config(find_config(path)), data_path)
