@@ -36,6 +36,8 @@ COMMANDS: dict[str, Command] = {
     "export": Command("exporters.onnx_export", "export a checkpoint to ONNX with the model contract and a parity check",
                       "train"),
     "eval": Command("trainer.evaluate", "evaluate an ONNX model on a prepared dataset against baselines", "train"),
+    "train-fcsr": Command("cli.train_fcsr", "train or export the small-face completion + x4 super-resolution network",
+                          "train", arguments="trainer.train_fcsr"),
     "eval-symmetry": Command("trainer.evaluate_symmetry",
                              "symmetry network ablation (blind / RecNet / SymmFCNet / blind+symmetry)", "train"),
     "temporal-eval": Command("trainer.evaluation.temporal", "measure temporal stability on real clips with moving occluders"),
