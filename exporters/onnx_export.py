@@ -109,6 +109,7 @@ def network_contract(network: nn.Module, *, name: str = "", margin: float = DEFA
         template=template,
         margin=float(margin),
         threshold=None if threshold is None else float(threshold),
+        output_scale=int(getattr(network, "output_scale", 1)),
         name=name,
     )
     contract.validate()

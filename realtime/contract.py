@@ -15,7 +15,10 @@ from realtime.errors import ModelContractError
 METADATA_KEY = "unveil_contract"
 CONTRACT_VERSION = 1
 
-KINDS = ("blind_completion", "symmetry_completion", "completion_sr", "symmetrization", "occlusion_mask")
+KINDS = ("blind_completion", "symmetry_completion", "completion_super_resolution", "symmetrization", "occlusion_mask")
+# kinds whose output is larger than their input: `crop_size` is the input size, the output is crop_size * output_scale
+# (both aligned with the same template and margin, so the output is the same face crop at a finer pixel size)
+SUPER_RESOLUTION_KINDS = ("completion_super_resolution",)
 # kinds that only find (a mask out, no image out)
 MASK_KINDS = ("occlusion_mask",)
 # Tensor roles the runtime knows how to feed and read. Any model input must have one of these roles.
@@ -37,12 +40,22 @@ class ModelContract:
     mask_convention: str = "1=occluded"
     # Recurrent state: input tensor name -> output tensor name fed back on the next frame of the same track.
     recurrent: dict[str, str] = field(default_factory=dict)
-    output_scale: int = 1                    # completion + super-resolution models return crop_size * scale
+    output_scale: int = 1                    # completion_super_resolution models return crop_size * output_scale
     # occlusion_mask models: the probability at which a crop pixel counts as covered, calibrated on clean validation
     # faces (trainer.train_segmenter); the runtime uses it unless the user overrides it
     threshold: float | None = None
     name: str = ""
     version: int = CONTRACT_VERSION
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square crop the model takes (the same as crop_size)."""
+        return self.crop_size
+
+    @property
+    def output_size(self) -> int:
+        """Side of the square image the model returns."""
+        return self.crop_size * self.output_scale
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -100,6 +113,13 @@ class ModelContract:
                 raise ModelContractError(f"an {self.kind} model must declare a threshold in (0, 1), got {self.threshold!r}")
         elif "image" not in self.outputs:
             raise ModelContractError("model contract must name an 'image' output")
+        if not isinstance(self.output_scale, int) or not 1 <= self.output_scale <= 16:
+            raise ModelContractError(f"output_scale must be an integer in 1..16, got {self.output_scale!r}")
+        if self.kind in SUPER_RESOLUTION_KINDS and self.output_scale < 2:
+            raise ModelContractError(f"a {self.kind} model must declare an output_scale of at least 2")
+        if self.kind not in SUPER_RESOLUTION_KINDS and self.output_scale != 1:
+            raise ModelContractError(f"only {', '.join(SUPER_RESOLUTION_KINDS)} models may return a larger image "
+                                     f"(output_scale {self.output_scale} on a {self.kind} model)")
         if self.kind == "blind_completion" and "mask" not in self.outputs:
             raise ModelContractError("a blind_completion model must output its predicted 'mask'")
         if self.kind == "symmetry_completion" and "mask" not in self.inputs:

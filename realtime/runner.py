@@ -32,7 +32,8 @@ ORT_PROVIDERS = {
 
 @dataclass
 class RunnerOutput:
-    images: list[np.ndarray]                 # uint8 SxSx3 BGR (S = crop_size * output_scale)
+    images: list[np.ndarray]                 # uint8 SxSx3 BGR (S = crop_size * output_scale: larger than the
+                                             # input for a completion_super_resolution model)
     masks: list[np.ndarray] | None           # float32 SxS in [0, 1] for models that predict a mask
     states: list[dict[str, np.ndarray]] | None = None  # recurrent state per face, to feed back next frame
 
@@ -141,6 +142,10 @@ class ModelRunner:
             per_face = [self._initial_state(state_in) if not s or state_in not in s else s[state_in] for s in (states or [None] * len(crops))]
             feeds[state_in] = self._feed(state_in, np.concatenate(per_face))
         results = dict(zip(self._output_names, self.session.run(None, feeds)))
+        if "image" in c.outputs and results[c.outputs["image"]].shape[-2:] != (c.output_size, c.output_size):
+            raise UnveilError(f"{self.path.name} returned images of {results[c.outputs['image']].shape[-2:]} pixels; "
+                              f"its contract says {c.output_size}x{c.output_size} (crop_size {c.crop_size} x "
+                              f"output_scale {c.output_scale})")
         images = self._tensor_to_images(results[c.outputs["image"]]) if "image" in c.outputs else []
         out_masks = None
         if "mask" in c.outputs:

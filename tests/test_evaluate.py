@@ -143,7 +143,7 @@ def build_upscaling_model(path: Path, crop_size: int, scale: int) -> Path:
     graph = helper.make_graph(nodes, "upscale", [image], [out], [scales])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    contract = ModelContract(kind="completion_sr", crop_size=crop_size, inputs={"image": "image"},
+    contract = ModelContract(kind="completion_super_resolution", crop_size=crop_size, inputs={"image": "image"},
                              outputs={"image": "large"}, output_scale=scale, name="upscale")
     helper.set_model_props(model, {METADATA_KEY: contract.to_json()})
     onnx.save(model, str(path))
