@@ -289,13 +289,12 @@ def test_symmetry_consistency_metric(astronaut_bgr):
 def test_shipped_cpu_configs_train_what_their_phases_name(name, tmp_path):
     """Every phase's trainable prefixes exist in the network; the symmetry phase trains only Stage I; the ablation
     twin gives RecNet as many steps (phases 2 + 3) and the same reconstruction losses."""
-    import json
     from pathlib import Path
 
-    from trainer.config import parse_config
+    from trainer.config import load_config
 
     folder = Path(__file__).resolve().parents[1] / "trainer" / "configs"
-    config = parse_config(json.loads((folder / f"{name}.json").read_text()), data_path=tmp_path)
+    config = load_config(folder / f"{name}.json", data_path=tmp_path)
     assert config.data.protocol == "symmetry" and not config.discriminators
     args = {**config.network.args, "crop_size": SIZE, "width": 4}
     names = [n for n, _ in build_symmfcnet(**args).named_parameters()]
@@ -307,7 +306,7 @@ def test_shipped_cpu_configs_train_what_their_phases_name(name, tmp_path):
         assert first.name == "symmetry" and not any(p.startswith("rec_net") for p in first.trainable)
         assert {item.name for item in first.losses} == set(TRAINING_PHASES["symmetry"]["losses"])
     else:
-        twin = parse_config(json.loads((folder / "symmfcnet_lite_cpu.json").read_text()), data_path=tmp_path)
+        twin = load_config(folder / "symmfcnet_lite_cpu.json", data_path=tmp_path)
         assert config.network.args["use_symmetry"] is False
         assert config.total_steps == sum(p.steps for p in twin.phases[1:])
         reconstruction = {(i.name, i.weight) for i in twin.phases[1].losses if not i.name.startswith("symm_")}
