@@ -94,7 +94,7 @@ def count_gflops(network: nn.Module, inputs: tuple[torch.Tensor, ...]) -> float:
 
 def export_onnx(network: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, dynamo: bool = True) -> str:
     """Export with a dynamic batch axis: the dynamo exporter first (unless `dynamo` is False), the TorchScript one
-    (opset 17) if it fails. The TorchScript exporter is much faster here (seconds, not a minute): tests use it.
+    (opset 17) if it fails. The TorchScript exporter is much faster: tests use it.
 
     Returns which exporter succeeded. Tensors are named input_<role> and output_<role> (ONNX forbids an input and an
     output with the same name, and "image" is both).

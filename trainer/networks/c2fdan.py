@@ -43,9 +43,9 @@ class C2FDANConfig:
     upsample_first: bool = True   # paper: nearest x2 then conv; False: conv at the low resolution then nearest (4x cheaper)
     mask_width: float = 1.0       # mask decoder channels as a fraction of the image decoder's (paper: 1, "identical")
     softmax_scale: float = 10.0   # cross-attention sharpness (contextual attention uses 10)
-    leaky_mask_decoder: bool = False  # paper: ReLU. Trained briefly, the ReLU decoder's last features all die on
-                                      # occluded pixels, so M there is stuck at sigmoid(head bias) (0.60 in
-                                      # blind-lite); LeakyReLU lets the head push M towards 1
+    leaky_mask_decoder: bool = False  # paper: ReLU. Trained briefly, the ReLU decoder's last features can all die
+                                      # on occluded pixels, leaving M there at sigmoid(head bias); LeakyReLU lets
+                                      # the head push M towards 1
 
     def channels(self, levels: int) -> list[int]:
         """Channels of encoder levels 0..levels (level i is at crop_size / 2**i)."""
@@ -53,9 +53,9 @@ class C2FDANConfig:
 
 
 PRESETS: dict[str, C2FDANConfig] = {
-    # 128 px, ~0.6 GFLOP: the live pipeline's model (2-core CPU, onnxruntime): channels 8-16-32-64 (multiples of 8
-    # suit onnxruntime's blocked conv kernels: width 12 costs more time at fewer FLOPs), one conv per level, cheap
-    # upsampling, a half-width mask decoder, attention at 32x32 (cross) and 16x16 (self).
+    # 128 px, the live pipeline's model (CPU, onnxruntime): channels 8-16-32-64 (multiples of 8 suit onnxruntime's
+    # blocked conv kernels), one conv per level, cheap upsampling, a half-width mask decoder, attention at 32x32
+    # (cross) and 16x16 (self).
     "lite": C2FDANConfig(
         crop_size=128, width=8, max_width=64, coarse_downs=3, fine_downs=2, encoder_convs=1, decoder_convs=1,
         attention_channels=16, key_pool=2, dilations=(1, 2, 4, 8), upsample_first=False, mask_width=0.5,

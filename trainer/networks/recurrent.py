@@ -10,7 +10,7 @@ Training: short synthetic sequences from still faces (`synthetic_sequence`: smal
 frame and a moving occluder), unrolled with the warped output fed back (`sequence_losses`: L1, mask BCE and a
 temporal term on the known warps). `recurrent_c2fdan` is the same idea on the shipped blind model (C2FDAN lite),
 warm-started from a blind checkpoint (`load_matching_weights`): the state's input channels start at zero, so at step
-0 it is exactly the blind model. Sequence training: trainer/sequence_data.py and `data.sequence` in trainer/train.py.
+0 it is exactly the blind model. Sequence training: trainer/sequence_data.py and a config's `data.sequence`.
 """
 from __future__ import annotations
 

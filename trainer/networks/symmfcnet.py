@@ -1,51 +1,9 @@
-"""SymmFCNet: symmetry-consistent face completion (symmfcnet paper), driven by an external occlusion mask.
+"""SymmFCNet: symmetry-consistent face completion (symmfcnet paper), filling a hole given by an external mask.
 
-At runtime the blind network finds the occlusion; this network fills it. Two stages:
-
-Stage I (illumination-reweighted warping), on the aligned crop I and hole mask H (1 = occluded):
-  I_o = I * (1 - H) is the occluded face, I_o_f its horizontal flip.
-  MaskNet  -> face region F (1 = face).
-  FlowNet  -> flow Phi: for every pixel of the face, where its mirror-twin lies in the flipped face.
-  warp     -> I_o_f_w = I_o_f sampled at Phi (bilinear, F.grid_sample, align_corners=False, zeros outside),
-              and the warped visibility V = warp(1 - H_f): 1 where the twin pixel is visible.
-  LightNet -> per-pixel RGB illumination ratio R, so that I_o_f_w * R matches the face's lighting.
-  mask algebra (paper Table I, written here in the project's 1 = occluded convention):
-      one_half        = H * V * F          missing here, visible on the other half -> filled from the flip
-      both_half       = H * F * (1 - one_half)   missing on both halves -> left to RecNet
-      background_hole = H * (1 - F)        missing outside the face (no symmetry there)
-  confidence C = Fc(motion vectors of Phi) (three convs): low when the pose is far from frontal.
-  stage1 = (I_o_f_w * R) * one_half + I_o * (1 - one_half)
-Stage II (generative reconstruction):
-  s2_mask = both_half + one_half * (1 - C) + background_hole (clamped to [0, 1]): how much RecNet must
-  generate at each pixel (1 = everything, 0 = trusted). The paper writes M_s2 in the opposite "1 = trusted"
-  sense with a formula whose conventions do not close; this is its stated meaning: visible pixels trusted,
-  Stage-I fills trusted as much as the confidence says, both-half and background holes generated.
-  RecNet (multi-dilated residual blocks, spectral norm in every conv) takes stage1, s2_mask and H and
-  returns the completion; the final image is (1 - H) * I + H * completion, so unoccluded pixels are untouched.
-  In training mode RecNet also runs on the flipped stage1 / s2_mask / H (one batched call) and the output dict
-  gains "rec_features" / "rec_features_flip" for the perceptual symmetry loss.
-use_symmetry=False is Table III's "plain RecNet": RecNet alone on (I_o, H); the symmetry losses then return 0.
-
-Deviations from the paper (all small, for a real-time runtime): the Stage-I sub-networks run at 1/analysis_scale
-of the crop and are narrower than Table V, without BatchNorm; FlowNet also sees H and its flip; LightNet sees the
-warped flip (the ratio R multiplies it pixel by pixel) instead of the unwarped one; RecNet also sees H; the lite
-preset's RecNet works on a pixel-unshuffled input; the landmark loss is written with the mirror map (see
-landmark_flow_loss) and normalised units.
-
-Flow units: `flow` is the displacement (dx, dy) in grid_sample's normalised coordinates (the image spans
-[-1, 1] on each axis), so it does not depend on the resolution it is predicted at.
-
-Training schedule (paper Sec. IV-A; Adam lr 2e-4, beta1 0.5, batch 4; lr x0.1 when the validation
-reconstruction loss stops decreasing; 200 epochs in all) -- see TRAINING_PHASES and phase_parameters():
-  phase 1 "symmetry" (10 epochs): train MaskNet, FlowNet, LightNet (+ confidence convs) with
-      face_region_loss (lambda_fr = 5), landmark_flow_loss (lambda_lm = 10), flow_tv_loss (lambda_TV = 1),
-      illumination_loss (lambda_l = 10).
-  phase 2 "reconstruction" (20 epochs): MaskNet, FlowNet, LightNet frozen; train RecNet (+ confidence convs)
-      with the reconstruction loss (l2 x 300 + perceptual x 3; teammates' losses), adversarial losses
-      (global x 1, four facial-part locals x 2) and perceptual_symmetry_loss (lambda_s = 100).
-  phase 3 "end_to_end": every module, every loss above (Eqn. 19).
-The perceptual term needs a pretrained VGG-Face in the paper; we have none (no download here), so the training
-loop substitutes SSIM / discriminator feature matching.
+At runtime the blind network finds the occlusion and this network fills it from the face's other half: Stage I warps
+the flipped face onto the face with an illumination correction (paper Eqn. 4-10), Stage II (RecNet) generates what
+neither half shows. Here too: the face mesh's mirror map, the warping and mask algebra (shared with the losses in
+trainer/losses/symmetry.py), the paper's training phases and the symmetry metric.
 """
 from __future__ import annotations
 
@@ -353,6 +311,22 @@ class ConfidenceNet(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 class SymmFCNet(nn.Module):
+    """On the aligned crop I and hole mask H (1 = occluded), with I_o = I * (1 - H):
+
+    Stage I: MaskNet -> face region F; FlowNet -> flow Phi, where each face pixel's mirror twin lies in the flipped
+    face; LightNet -> per-pixel RGB illumination ratio R; ConfidenceNet -> confidence C from Phi.
+    stage1 = (warp(flip(I_o)) * R) * one_half + I_o * (1 - one_half), one_half from symmetry_masks (paper Table I).
+    Stage II: RecNet completes stage1 where s2_mask = both_half + one_half * (1 - C) + background_hole says it must
+    generate (the stated meaning of the paper's M_s2, whose formula's conventions do not close); the output keeps the
+    unoccluded pixels, (1 - H) * I + H * completion. In training RecNet also runs on the flipped inputs, for the
+    perceptual symmetry loss. use_symmetry=False is Table III's plain RecNet on (I_o, H).
+
+    Deviations from the paper, for a real-time runtime: Stage I runs at 1/analysis_scale of the crop, narrower than
+    Table V and without BatchNorm; FlowNet also sees H and its flip; LightNet sees the warped flip; RecNet also sees H
+    (the lite preset's on a pixel-unshuffled input); the landmark loss is written with the mirror map. The flow is in
+    grid_sample's normalised units (the image spans [-1, 1]), whatever resolution it is predicted at.
+    """
+
     contract_kind = "symmetry_completion"
     input_roles = ("image", "mask")
     output_roles = ("image",)
@@ -456,12 +430,15 @@ def build_symmfcnet(preset: str = "lite", crop_size: int | None = None, width: i
 # Training schedule
 # ----------------------------------------------------------------------------------------------------------------
 
-# Paper's trade-off weights (Sec. IV-A) for this module's losses.
+# The paper's trade-off weights (Sec. IV-A) for the symmetry losses (trainer/losses/symmetry.py).
 PAPER_LOSS_WEIGHTS: dict[str, float] = {
     "symm_face_region": 5.0, "symm_landmark_flow": 10.0, "symm_flow_tv": 1.0,
     "symm_illumination": 10.0, "symm_perceptual_symmetry": 100.0,
 }
 
+# The paper's phases (Sec. IV-A: Adam lr 2e-4, beta1 0.5, batch 4, lr x0.1 when the validation reconstruction loss
+# stops decreasing); "end_to_end" is Eqn. 19. Its perceptual terms need a pretrained VGG-Face, not available here:
+# the shipped configs use SSIM instead.
 TRAINING_PHASES: dict[str, dict] = {
     "symmetry": {"epochs": 10, "train": ("mask_net", "flow_net", "light_net", "confidence_net"),
                  "losses": ("symm_face_region", "symm_landmark_flow", "symm_flow_tv", "symm_illumination")},
