@@ -41,6 +41,7 @@ COMMANDS: dict[str, Command] = {
     "eval-symmetry": Command("trainer.evaluate_symmetry",
                              "symmetry network ablation (blind / RecNet / SymmFCNet / blind+symmetry)", "train"),
     "temporal-eval": Command("trainer.evaluation.temporal", "measure temporal stability on real clips with moving occluders"),
+    "batch": Command("cli.batch", "process many videos, locally or on a Ray cluster, resumably"),
 }
 
 

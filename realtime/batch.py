@@ -16,6 +16,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -157,9 +158,11 @@ def failed_attempts(history: Sequence[dict]) -> list[dict]:
 
 
 def append_record(path: Path, record: dict) -> None:
-    # why flush per line: a driver killed mid-batch keeps every record written before it
-    with path.open("a") as file:
-        file.write(json.dumps(record) + "\n")
+    """One line, flushed at once: a driver killed mid-batch keeps every record written before it. After a torn last
+    line (killed mid-write) the record starts on a line of its own, so the torn one does not swallow it."""
+    with path.open("a+b") as file:
+        torn = file.tell() > 0 and file.seek(-1, os.SEEK_END) >= 0 and file.read(1) != b"\n"
+        file.write((b"\n" if torn else b"") + json.dumps(record).encode() + b"\n")
         file.flush()
 
 
@@ -395,6 +398,18 @@ def import_ray():
     return ray
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once on a HOST:PORT that nothing listens on: ray.init would wait there for minutes, deaf to Ctrl+C."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise UnveilError(f"cannot reach the Ray head at {address} ({error.strerror or error}); start it there with "
+                          "`ray start --head`") from None
+
+
 class RayExecutor:
     """The same `run_task` as Ray remote tasks. Inputs, outputs and models must be at the same paths on every node
     (a shared file system); the manifest is written by the driver only."""
@@ -406,9 +421,13 @@ class RayExecutor:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
         else:
+            check_reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as error:
+                if address == "auto":
+                    raise UnveilError("--ray auto found no running Ray cluster on this machine (start one with "
+                                      "`ray start --head`, or use --ray local)") from None
                 raise UnveilError(f"cannot connect to the Ray cluster at {address} ({error})") from None
         # max_retries=0: the driver retries itself, so every attempt is in the manifest
         self.remote = ray.remote(run_task).options(num_cpus=1, num_gpus=gpus_per_task, max_retries=0)
@@ -499,8 +518,6 @@ def absolute_config(config: PipelineConfig) -> PipelineConfig:
 
 
 def prepare_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UnveilError(f"output folder {out_dir} is a file")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -535,19 +552,23 @@ class BatchProgress:
 def run_batch(inputs: Sequence[Path], settings: BatchSettings, executor_factory: Callable[[int], Executor], *,
               max_in_flight: int, show_progress: bool = True) -> list[Result]:
     """Run every unfinished video; returns one final result per input, in input order."""
-    prepare_out_dir(settings.out_dir)
+    if settings.out_dir.exists() and not settings.out_dir.is_dir():
+        raise UnveilError(f"output folder {settings.out_dir} is a file")
     settings = replace(settings, config=absolute_config(settings.config))
-    plan = plan_batch(inputs, settings)
+    plan = plan_batch(inputs, settings)  # refuses clashing names before anything is created
     finals = {r.input: r for r in plan.finished}
     if plan.todo:
-        progress = BatchProgress(plan.todo, show_progress)
-        executor = executor_factory(min(max_in_flight, len(plan.todo)))
+        executor = executor_factory(min(max_in_flight, len(plan.todo)))  # a cluster that is not there fails here
         try:
-            for result in drive(executor, plan.todo, settings, max_in_flight, progress):
-                finals[result.input] = result
+            prepare_out_dir(settings.out_dir)
+            progress = BatchProgress(plan.todo, show_progress)
+            try:
+                for result in drive(executor, plan.todo, settings, max_in_flight, progress):
+                    finals[result.input] = result
+            finally:
+                progress.close()
         finally:
             executor.close()
-            progress.close()
     return [finals[str(video)] for video in inputs]
 
 
