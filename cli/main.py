@@ -27,6 +27,7 @@ class Command(NamedTuple):
 COMMANDS: dict[str, Command] = {
     "process": Command("cli.process", "remove occlusions from a video file, an image or a folder of images"),
     "live": Command("cli.live", "live occlusion removal from a camera, file or stream"),
+    "symmetrize": Command("cli.symmetrize", "a symmetric version of every face (photo, folder, video) and its asymmetry score"),
     "bench": Command("cli.bench", "throughput and per-stage latency on a clip"),
     "demo": Command("cli.demo", "make a short clip of a public-domain face with a moving occluder and clean it"),
     "prepare": Command("trainer.prepare", "align the faces of an image folder into a compact training dataset", "train"),

@@ -42,7 +42,7 @@ MODES = ("blend", "left", "right")
 ANCHOR_COUNT = 24          # fixed points on a circle around the face: the warp fades to identity there
 ANCHOR_CENTRE = (0.5, 0.59)  # in unit aligned-crop coordinates (the mean mesh's centre)
 ANCHOR_RADIUS = 0.62        # unit crop; the mean mesh reaches ~0.33 from the centre
-FEATHER_IOD = 0.06          # feathering of the face oval's edge, in inter-ocular distances
+FEATHER_IOD = 0.3           # the symmetric face fades in over this much inside the face oval (inter-ocular distances)
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,10 @@ def warp_triangles(source: np.ndarray, source_points: np.ndarray, target_points:
     h, w = y1 - y0, x1 - x0
     index = triangle_index_map(target_points, triangles, box)
     affines, usable = triangle_affines(source_points, target_points, triangles)
+    # slivers (under half a pixel of area) and folded triangles map a few pixels from far away: leave them to
+    # fill_gaps instead
+    usable &= (np.abs(signed_areas(target_points, triangles)) > 0.5) & (
+        np.sign(signed_areas(target_points, triangles)) == np.sign(signed_areas(source_points, triangles)))
     inside = index > 0
     inside[inside] = usable[index[inside] - 1]
     map_x = np.full((h, w), -1.0, np.float32)
@@ -163,7 +167,37 @@ def warp_triangles(source: np.ndarray, source_points: np.ndarray, target_points:
     warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     sh, sw = source.shape[:2]
     valid = inside & (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
-    return warped, valid
+    return fill_gaps(warped, valid)
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    t = np.asarray(points, np.float64)[triangles]
+    a, b = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    return 0.5 * (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0])
+
+
+def fill_gaps(image: np.ndarray, valid: np.ndarray, size: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels missed between rasterised triangles (thin slivers) take the mean of their valid neighbours."""
+    kernel = np.ones((size, size), np.uint8)
+    gaps = ~valid & (cv2.morphologyEx(valid.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0)
+    if not gaps.any():
+        return image, valid
+    weight = cv2.boxFilter(valid.astype(np.float32), -1, (size, size), normalize=False)
+    masked = np.where(valid[..., None] if image.ndim == 3 else valid, image, 0).astype(np.float32)
+    total = cv2.boxFilter(masked, -1, (size, size), normalize=False)
+    mean = total / np.maximum(weight[..., None] if image.ndim == 3 else weight, 1e-6)
+    filled = image.copy()
+    filled[gaps] = mean[gaps].astype(image.dtype) if image.dtype != np.uint8 else np.clip(np.rint(mean[gaps]), 0, 255).astype(np.uint8)
+    return filled, valid | gaps
+
+
+def inward_ramp(region: np.ndarray, width_px: float) -> np.ndarray:
+    """float32 weight: 0 outside `region` and on its edge, rising linearly to 1 at `width_px` inside it."""
+    inside = np.asarray(region, bool).astype(np.uint8)
+    if not inside.any():
+        return np.zeros(inside.shape, np.float32)
+    distance = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return np.clip(distance / max(float(width_px), 1.0), 0.0, 1.0).astype(np.float32)
 
 
 @dataclass
@@ -229,11 +263,7 @@ def symmetrize_face(image: np.ndarray, points: np.ndarray, mode: str = "blend") 
         if mode == "right":
             keep = 1.0 - keep
         face = a * keep[..., None] + r * (1.0 - keep[..., None])
-    iod = inter_ocular(pts)
-    feather = cv2.GaussianBlur(both.astype(np.float32), (0, 0), max(FEATHER_IOD * iod, 0.5))
-    inner = cv2.erode(both.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    face_weight = np.where(both, np.minimum(feather * 2.0, 1.0), 0.0).astype(np.float32)
-    face_weight[inner & (feather > 0.5)] = 1.0
+    face_weight = inward_ramp(both, FEATHER_IOD * inter_ocular(pts))
     out = a * (1.0 - face_weight[..., None]) + face * face_weight[..., None]
     out_image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     # paste weight: 1 where the warp is valid, fading to 0 at the anchor ring so the frame joins without a seam
@@ -310,3 +340,116 @@ def symmetric_region(region: np.ndarray) -> np.ndarray:
     """A crop-space bool region made mirror-symmetric (union with its mirror image)."""
     region = np.asarray(region, bool)
     return region | region[:, ::-1]
+
+
+# ------------------------------------------------------------------------------------------------ whole frames
+
+METHODS = ("landmark", "vae")
+SHIPPED_VAE = "symmetry-vae"   # realtime/models/symmetry-vae.onnx, when shipped
+CROP_SIZE = 128                # aligned crops written by --crops for the landmark method
+MIRROR_INSET = 0.09            # the mirror error is measured on the face oval less this rim (crop fraction), where
+                               # the landmark method's symmetric face is fully in (it fades in over 0.3 inter-ocular distances)
+
+
+@dataclass
+class FaceReport:
+    """One face of one frame: its asymmetry (from the mesh, whatever the method) and its symmetric crop."""
+
+    face: int                # index of the face in the frame (best detection first)
+    shape: float             # asymmetry score: % of the inter-ocular distance
+    appearance: float        # grey levels between the halves after the shapes agree
+    tilt_deg: float          # the mid-line's tilt from the image vertical
+    crop: np.ndarray         # (S, S, 3) uint8 BGR aligned crop of the symmetric face
+    mirror_error: float      # mean |crop - its mirror image| over the crop's face region, grey levels
+    change: float            # mean |output - input| over the face oval, grey levels: how much was changed
+    symmetry: FaceSymmetry   # the landmark analysis (mid-line, symmetric mesh, asymmetry map)
+
+
+def crop_face_region(points_crop: np.ndarray, size: int, inset: float = 0.0) -> np.ndarray:
+    """The face oval of crop-space mesh points, made mirror-symmetric (where a symmetric crop is pasted and
+    compared); `inset` (crop fraction) erodes it, leaving out the feathered rim."""
+    region = symmetric_region(polygon_mask(np.asarray(points_crop)[list(FACE_OVAL)], (size, size)))
+    px = int(round(inset * size))
+    if px > 0:
+        region = cv2.erode(region.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)).astype(bool)
+    return region
+
+
+def upright_on_midline(matrix: np.ndarray, line: MidLine, size: int) -> np.ndarray:
+    """The crop warp `matrix` turned and shifted so that the mid-line becomes the crop's vertical centre line
+    x = (size - 1) / 2, about which a crop is mirrored (the template is symmetric only to ~0.5 px)."""
+    ends = np.stack([line.point, line.point + 50.0 * line.direction])
+    p = ends @ matrix[:, :2].T + matrix[:, 2]
+    d = p[1] - p[0]
+    angle = np.arctan2(d[0], d[1])          # from the crop's +y axis towards +x
+    c, s = np.cos(angle), np.sin(angle)
+    turn = np.array([[c, -s], [s, c]])      # turns d onto +y
+    linear = turn @ matrix[:, :2]
+    shift = turn @ (matrix[:, 2] - p[0]) + p[0]
+    moved = np.concatenate([linear, shift[:, None]], axis=1)
+    moved[0, 2] += (size - 1) / 2.0 - (moved[0, :2] @ line.point + moved[0, 2])
+    return moved
+
+
+class FrameSymmetrizer:
+    """Makes every face of a frame symmetric with the landmark baseline or a `symmetrization` network.
+
+    The network path: the face is aligned to the model's contract (template, margin, crop size), the network returns
+    a crop symmetric about its vertical centre line, and that crop is pasted back over the face oval made
+    symmetric, feathered. The asymmetry scores always come from the mesh (they describe the input face)."""
+
+    def __init__(self, method: str = "landmark", model: str | None = None, provider: str = "cpu", mode: str = "blend",
+                 threads: int = 0):
+        if method not in METHODS:
+            raise UnveilError(f"unknown method {method!r} (choose {', '.join(METHODS)})")
+        if mode not in MODES:
+            raise UnveilError(f"unknown symmetrize mode {mode!r} (choose {', '.join(MODES)})")
+        self.method, self.mode = method, mode
+        self.runner = None
+        if method == "vae":
+            from realtime.models import available_models, resolve_model
+            from realtime.runner import ModelRunner
+
+            if model is None and SHIPPED_VAE not in available_models():
+                raise UnveilError(f"no VAE model is shipped ({SHIPPED_VAE}); pass --model PATH.onnx (train one with "
+                                  "`unveil train-vae`) or use --method landmark")
+            self.runner = ModelRunner(str(resolve_model(model or SHIPPED_VAE)), provider=provider, threads=threads)
+            kind = self.runner.contract.kind
+            if kind != "symmetrization":
+                raise UnveilError(f"{self.runner.path.name} is a {kind} model; --method vae needs a symmetrization model")
+
+    def __call__(self, image: np.ndarray, faces_points: list[np.ndarray]) -> tuple[np.ndarray, list[FaceReport]]:
+        from realtime.align import align_to_template, paste_back, transform_points, warp_to_crop
+
+        out = image.copy()
+        reports = []
+        for k, points in enumerate(faces_points):
+            pts = np.asarray(points, np.float64)
+            landmark = symmetrize_face(image, pts, self.mode)
+            if self.runner is None:
+                landmark.paste(out)
+                # the crop aligned on the symmetric mesh: its mid-line is the crop's vertical centre line
+                matrix = upright_on_midline(align_to_template(five_points_from_mesh(landmark.symmetric), CROP_SIZE),
+                                            landmark.line, CROP_SIZE)
+                crop = warp_to_crop(out, matrix, CROP_SIZE)
+                region = crop_face_region(transform_points(landmark.symmetric, matrix), CROP_SIZE, MIRROR_INSET)
+            else:
+                c = self.runner.contract
+                size = c.crop_size
+                matrix = align_to_template(five_points_from_mesh(pts), size, c.template, c.margin)
+                crop = self.runner.run([warp_to_crop(image, matrix, size)]).images[0]
+                region = crop_face_region(transform_points(pts, matrix), size)
+                measured = crop_face_region(transform_points(pts, matrix), size, MIRROR_INSET)
+                weight = inward_ramp(region, 0.05 * size)
+                out, _ = paste_back(out, crop, weight, matrix)
+                region = measured
+            oval = polygon_mask(pts[list(FACE_OVAL)], image.shape[:2])
+            change = float(np.abs(out.astype(np.float32) - image).mean(axis=2)[oval].mean()) if oval.any() else 0.0
+            reports.append(FaceReport(face=k, shape=landmark.shape, appearance=landmark.appearance,
+                                      tilt_deg=landmark.line.angle_deg, crop=crop,
+                                      mirror_error=255.0 * mirror_error(crop, region), change=change,
+                                      symmetry=landmark))
+        return out, reports
+
+    def close(self) -> None:
+        self.runner = None
