@@ -12,6 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output file (same kind as the input) or folder (for a folder of images)")
     p.add_argument("--save-masks", metavar="DIR", help="write the mask of replaced pixels per frame/image as PNG")
     p.add_argument("--stats", metavar="PATH", help="write frames, faces, failed frames, fps and stage latencies as JSON")
+    p.add_argument("--export-faces", metavar="DIR",
+                   help="write each track's completed face per frame as an aligned crop (DIR/track_NNN/FRAME.png) at the "
+                        "network's output size; small faces come from a completion_super_resolution model if loaded")
     add_pipeline_arguments(p)
 
 
@@ -19,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.process import process
 
     summary = process(args.input, args.output, pipeline_config_from_args(args), save_masks=args.save_masks,
-                      stats_path=args.stats)
+                      stats_path=args.stats, export_faces=args.export_faces)
     failed = summary["frames_failed_to_decode"]
     print(f"wrote {args.output}: {summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} fps"
           + (f"; {len(failed)} frames failed to decode: {failed[:20]}{' ...' if len(failed) > 20 else ''}" if failed else ""))

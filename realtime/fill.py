@@ -26,6 +26,7 @@ from realtime.memory import FaceMemory, MemoryConfig, face_box, face_key, make_e
 from realtime.mesh_warp import complete_hidden, hidden_points, mirrored_points, warp_mesh
 from realtime.regions import dilate, face_oval
 from realtime.runner import ModelRunner
+from realtime.small_faces import complete_small, is_small
 
 FILLERS = ("none", "memory", "mirror", "network", "inpaint")
 FILLER_CODE = {name: code for code, name in enumerate(FILLERS)}
@@ -40,6 +41,9 @@ class FillConfig:
     ring_gap: float = 0.012    # the ring starts this far from the hole (clear of the occluder's fringe)
     feather: float = 0.012     # paste feather outside the hole, crop fraction
     min_cover: float = 0.6     # a filler takes a hole region only if it can fill this share of it
+    # faces whose eyes are closer than this (frame pixels) are painted by a completion_super_resolution model, when
+    # one is loaded (realtime.small_faces); every other face is filled exactly as without it
+    small_face_eyes: float = 30.0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def __post_init__(self) -> None:
@@ -152,7 +156,11 @@ def inpaint(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 class FillStage:
     name = "fill"
 
-    def __init__(self, network: ModelRunner | None = None, config: FillConfig = FillConfig()):
+    def __init__(self, network: ModelRunner | None = None, config: FillConfig = FillConfig(),
+                 small: ModelRunner | None = None):
+        if small is not None and small.contract.kind != "completion_super_resolution":
+            raise UnveilError(f"{small.path.name}: the small-face network must be a completion_super_resolution model")
+        self.small = small
         if network is not None and "mask" not in network.contract.inputs:
             raise UnveilError(f"{network.path.name}: the fill network must take a mask (kind symmetry_completion)")
         self.network = network
@@ -261,7 +269,7 @@ class FillStage:
                 elif filler == "mirror":
                     image, valid = self._from_mirror(patch, points, hole, region, todo, ring, ring_px)
                 else:
-                    image, valid = self._from_network(face, box, todo)
+                    image, valid = self._from_network(face, box, todo, frame.image)
                 done = covered_parts(todo, valid, cfg.min_cover) if image is not None else np.zeros_like(todo)
                 fill[done] = image[done] if image is not None else fill[done]
             source[done] = FILLER_CODE[filler]
@@ -314,10 +322,13 @@ class FillStage:
         valid &= warped[..., 3] > 250
         return matched(patch, warped[..., :3], valid, ring)
 
-    def _from_network(self, face: Face, box: tuple[int, int, int, int], todo: np.ndarray
-                      ) -> tuple[np.ndarray | None, np.ndarray]:
+    def _from_network(self, face: Face, box: tuple[int, int, int, int], todo: np.ndarray,
+                      frame_image: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         completed = face.completed
-        if self.network is not None:
+        if self.small is not None and frame_image is not None and is_small(face.landmarks, self.config.small_face_eyes):
+            completed = complete_small(self.small, frame_image, face.matrix, face.mask)
+            face.completed = completed
+        elif self.network is not None:
             completed = self.network.run([face.crop], [face.mask.astype(np.float32)]).images[0]
             face.completed = completed
         if completed is None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from realtime.choices import NETWORK_FILLERS, PROVIDERS
 from realtime.detect import DetectorConfig
 from realtime.errors import UnveilError
+from realtime.fill import FillConfig
 from realtime.pipeline import PipelineConfig
 
 
@@ -31,6 +32,11 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-temporal", action="store_true",
                    help="decide every frame on its own: no mask persistence per track, no landmark smoothing")
     p.add_argument("--max-faces", type=int, default=4, help="most faces handled per frame, best detections first (default 4)")
+    p.add_argument("--full-range", action="store_true",
+                   help="mediapipe's full-range face detector (finds faces down to ~35 px wide; default: short range)")
+    p.add_argument("--small-face-eyes", type=float, default=None, metavar="PX",
+                   help="with a completion_super_resolution model (--model): faces whose eyes are closer than PX frame "
+                        f"pixels are painted by it (default {FillConfig().small_face_eyes:g})")
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -39,9 +45,14 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         raise UnveilError(f"--threshold must be between 0 and 1, got {args.threshold}")
     config = PipelineConfig(models=tuple(args.model), network=args.network, provider=args.provider,
                             device_id=args.device_id, threads=args.threads, reference=args.reference,
-                            detector=DetectorConfig(max_faces=args.max_faces))
+                            detector=DetectorConfig(max_faces=args.max_faces,
+                                                    model_selection=1 if getattr(args, "full_range", False) else 0))
     config = replace(config, find=replace(config.find, threshold=args.threshold, hands=not args.no_hands),
                      fill=replace(config.fill, memory=replace(config.fill.memory, enabled=not args.no_memory)))
+    if getattr(args, "small_face_eyes", None) is not None:
+        if args.small_face_eyes < 0:
+            raise UnveilError(f"--small-face-eyes must be >= 0, got {args.small_face_eyes}")
+        config = replace(config, fill=replace(config.fill, small_face_eyes=args.small_face_eyes))
     if args.no_temporal:
         config = replace(config, find=replace(config.find, persist_frames=1), tracker=replace(config.tracker, smooth=False))
     return config

@@ -7,7 +7,9 @@ Models take roles by the kind in their contract:
 - the finder, which says where the face is covered: an `occlusion_mask` segmenter (preferred), or a
   `blind_completion` network's mask head;
 - the network filler, which paints only what the person's own pixels (memory, mirrored half) cannot give:
-  a `symmetry_completion` network, or a blind network's own completion.
+  a `symmetry_completion` network, or a blind network's own completion;
+- the small-face network (optional): a `completion_super_resolution` model paints instead of the network filler
+  for faces whose eyes are closer than `FillConfig.small_face_eyes` frame pixels (realtime.small_faces).
 """
 from __future__ import annotations
 
@@ -49,13 +51,14 @@ class Pipeline:
     stages: list
     finder: ModelRunner
     network: ModelRunner | None      # the network filler given a mask (symmetry), if any
+    small: ModelRunner | None = None  # the completion_super_resolution model for small faces, if any
 
     def stage(self, name: str):
         return next(s for s in self.stages if s.name == name)
 
     @property
     def runners(self) -> list[ModelRunner]:
-        return [r for r in (self.finder, self.network) if r is not None]
+        return [r for r in (self.finder, self.network, self.small) if r is not None]
 
     @property
     def mode(self) -> str:
@@ -67,7 +70,8 @@ class Pipeline:
             painter = name(self.finder)
         else:
             painter = "inpaint"
-        return f"{name(self.finder)} → memory/mirror/{painter}"
+        small = f" (small faces: {name(self.small)})" if self.small is not None else ""
+        return f"{name(self.finder)} → memory/mirror/{painter}{small}"
 
     def close(self) -> None:
         self.stage("detect").detector.close()
@@ -76,6 +80,12 @@ class Pipeline:
 
 def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None]:
     """(finder, network filler or None) from the given models, or the shipped defaults."""
+    finder, network, _ = load_all_runners(config)
+    return finder, network
+
+
+def load_all_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None, ModelRunner | None]:
+    """(finder, network filler or None, small-face completion_super_resolution model or None)."""
     names = list(config.models)
     shipped = available_models()
     if not names:
@@ -83,9 +93,13 @@ def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | Non
             raise UnveilError("no model given and no default model is shipped; pass --model PATH.onnx")
         names = [DEFAULT_FINDER] + ([DEFAULT_SYMMETRY] if config.network in ("auto", "symmetry") and DEFAULT_SYMMETRY in shipped else [])
     runners: dict[str, ModelRunner] = {}
+    small: ModelRunner | None = None
     for name in names:
         runner = ModelRunner(str(resolve_model(name)), config.provider, config.device_id, config.threads)
         kind = runner.contract.kind
+        if kind == "completion_super_resolution" and small is None:
+            small = runner
+            continue
         if kind in runners or kind not in ("occlusion_mask", "blind_completion", "symmetry_completion"):
             raise UnveilError(f"{name}: a second or unsupported model of kind {kind!r}; give at most one occlusion "
                               "finder (occlusion_mask or blind_completion) and one symmetry_completion model")
@@ -101,15 +115,23 @@ def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | Non
     for runner in runners.values():
         if runner.contract.crop_size != finder.contract.crop_size:
             raise UnveilError("all models must use the same crop size")
-    return finder, network
+    if small is not None:
+        fc, sc = finder.contract, small.contract
+        if sc.output_size != fc.crop_size or sc.template != fc.template or abs(sc.margin - fc.margin) > 1e-9:
+            raise UnveilError(f"{small.path.name}: a completion_super_resolution model must return the finder's crop "
+                              f"({fc.crop_size} px, template {fc.template}, margin {fc.margin}); it returns "
+                              f"{sc.output_size} px, template {sc.template}, margin {sc.margin}")
+    return finder, network, small
 
 
-def fill_config(config: PipelineConfig, finder: ModelRunner, network: ModelRunner | None) -> FillConfig:
+def fill_config(config: PipelineConfig, finder: ModelRunner, network: ModelRunner | None,
+                small: ModelRunner | None = None) -> FillConfig:
     """The filler order, without the network step when no network can paint."""
     if config.network not in NETWORK_FILLERS:
         raise UnveilError(f"unknown network filler {config.network!r} (choose {', '.join(NETWORK_FILLERS)})")
     order = config.fill.order
     paints = network is not None or (finder.contract.kind == "blind_completion" and config.network != "none")
+    paints = paints or (small is not None and config.network != "none")
     if not paints:
         order = tuple(o for o in order if o != "network")
     return replace(config.fill, order=order)
@@ -129,10 +151,12 @@ def seed_reference(fill: FillStage, path: str, detector: FaceDetector, crop_size
 
 def build_pipeline(config: PipelineConfig, live: bool = False) -> Pipeline:
     """The stages wired in order. `live` is accepted for symmetry with the viewer; both policies run the same stages."""
-    finder, network = load_runners(config)
+    finder, network, small = load_all_runners(config)
+    if config.network == "none":
+        small = None   # no network paints at all
     c = finder.contract
     detector = FaceDetector(config.detector)
-    fill = FillStage(network, fill_config(config, finder, network))
+    fill = FillStage(network, fill_config(config, finder, network, small), small)
     if config.reference:
         seed_reference(fill, config.reference, detector, c.crop_size, c.template, c.margin)
     stages = [
@@ -144,4 +168,4 @@ def build_pipeline(config: PipelineConfig, live: bool = False) -> Pipeline:
         fill,
         BlendStage(),
     ]
-    return Pipeline(stages, finder, network)
+    return Pipeline(stages, finder, network, small)

@@ -15,8 +15,9 @@ from realtime.sources import CameraSource, VideoFileSource, open_source
 
 
 def process(input_spec: str, output: str, config: PipelineConfig, save_masks: str | None = None,
-            stats_path: str | None = None, show_progress: bool = True) -> dict:
+            stats_path: str | None = None, show_progress: bool = True, export_faces: str | None = None) -> dict:
     """Run the offline policy from INPUT to OUTPUT; returns the stats summary (also written to `stats_path`).
+    `export_faces`: a folder for each track's completed face crops (realtime.face_export).
 
     Input and outputs are checked before the models load, so a typo costs no waiting.
     """
@@ -45,6 +46,12 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         sink.abort()
         source.close()
         raise
+    faces_out = None
+    if export_faces:
+        from realtime.face_export import FaceExport
+
+        faces_out = FaceExport(export_faces, pipeline.finder.contract.crop_size, pipeline.small,
+                               pipeline.stage("fill").config.small_face_eyes)
     total = source.info.frame_count if is_video and source.info else len(getattr(source, "paths", ())) or None
     bar = tqdm(total=total, unit="frame" if is_video else "image", desc=Path(input_spec).name, disable=not show_progress, dynamic_ncols=True)
 
@@ -52,6 +59,8 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         sink.write(frame)
         if masks:
             masks.write(frame)
+        if faces_out:
+            faces_out.write(frame)
         bar.update(1)
 
     try:
@@ -66,6 +75,8 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         pipeline.close()
     summary = {"input": str(input_spec), "output": str(output), **stats.summary(),
                "filled_pixels": pipeline.stage("fill").filled_pixels()}
+    if faces_out:
+        summary["exported_faces"] = faces_out.written
     summary["frames_failed_to_decode"] = sorted(set(summary["frames_failed_to_decode"]) | set(source.failed_frames))
     if stats_path:
         Path(stats_path).write_text(json.dumps(summary, indent=2))

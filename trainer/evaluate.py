@@ -232,7 +232,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, metavar="DATASET", help="a dataset made by `unveil prepare`")
     parser.add_argument("--protocol", default="all",
                         help=f"occlusion protocol(s), comma-separated, or 'all': {', '.join(PROTOCOLS)} (a segmenter "
-                             "is always scored on clean faces, rect, text, centre, realistic and real cutouts)")
+                             "is always scored on clean faces, rect, text, centre, realistic and real cutouts); "
+                             "small-block for a completion_super_resolution model (32 px faces, 16 px block)")
     parser.add_argument("--occluders", type=Path, default=Path("../shared/data/occluders"),
                         help="real occluders with masks, for a segmenter's held-out cutouts")
     parser.add_argument("--split", default="val", choices=["val", "train", "all"])
@@ -241,11 +242,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
     parser.add_argument("--seed", type=int, default=0, help="validation occlusion seed (the training config's seed)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--baseline", default="symmetry-lite", metavar="NAME|PATH",
+                        help="small-block: the 128 px network run on the upscaled input (default symmetry-lite)")
+    parser.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                        help="small-block: a grid of input | bicubic | 128 path | the model | truth")
 
 
 def run(args: argparse.Namespace) -> int:
     from realtime.contract import read_contract
 
+    if args.protocol == "small-block":  # a completion_super_resolution model on 32 px faces (trainer.evaluate_fcsr)
+        from trainer.evaluate_fcsr import run_small
+
+        return run_small(args)
     if read_contract(args.model).kind == "occlusion_mask":  # a segmenter: mask scores, not completion
         from trainer.train_segmenter import evaluate_onnx, format_scores
 
