@@ -124,6 +124,9 @@ class ModelContract:
             raise ModelContractError("a blind_completion model must output its predicted 'mask'")
         if self.kind == "symmetry_completion" and "mask" not in self.inputs:
             raise ModelContractError("a symmetry_completion model must take a 'mask' input")
+        if self.kind == "symmetrization" and (set(self.inputs) != {"image"} or self.recurrent or self.output_scale != 1):
+            raise ModelContractError("a symmetrization model takes only an 'image' (an aligned face) and returns its "
+                                     "symmetric version at the same size, without state")
         from realtime.align import TEMPLATES  # local import: align does not depend on the contract
 
         if self.template not in TEMPLATES:
