@@ -257,7 +257,7 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 
 def symmetry_network(checkpoint: Path | None, symmetry: str) -> torch.nn.Module:
     """The torch symmfcnet (eval mode) of a training checkpoint, or else rebuilt from the symmetry ONNX file."""
-    from trainer.train import load_generator, warm_start
+    from trainer.checkpoints import load_generator, warm_start
 
     if checkpoint is not None:
         network, _ = load_generator(checkpoint)

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import torch
 
+from trainer.evaluation.plots import draw_series_plot
+
 
 def append_record(path: Path, record: dict) -> None:
     with path.open("a") as f:
@@ -36,31 +38,14 @@ def sample_grid(batch: dict, out: dict, rows: int) -> np.ndarray:
 
 
 def draw_curves(series: dict[str, list[tuple[int, float]]], size: tuple[int, int] = (900, 300)) -> np.ndarray:
-    """Plot of each named series (one panel each, own y range) with OpenCV: matplotlib is not a dependency."""
-    width, panel_h = size
-    names = [n for n in series if series[n]]
-    canvas = np.full((max(1, len(names)) * panel_h, width, 3), 255, np.uint8)
-    colours = [(180, 80, 20), (30, 120, 220), (40, 160, 40), (160, 40, 160), (20, 20, 200), (120, 120, 0)]
-    left, right, top, bottom = 70, 20, 28, 30
-    for k, name in enumerate(names):
-        points = np.array(series[name], np.float64)
-        y0 = k * panel_h
-        x_lo, x_hi = points[:, 0].min(), max(points[:, 0].max(), points[:, 0].min() + 1)
-        v_lo, v_hi = points[:, 1].min(), points[:, 1].max()
-        if v_hi - v_lo < 1e-12:
-            v_lo, v_hi = v_lo - 0.5, v_hi + 0.5
-        px = left + (points[:, 0] - x_lo) / (x_hi - x_lo) * (width - left - right)
-        py = y0 + top + (v_hi - points[:, 1]) / (v_hi - v_lo) * (panel_h - top - bottom)
-        cv2.rectangle(canvas, (left, y0 + top), (width - right, y0 + panel_h - bottom), (200, 200, 200), 1)
-        pts = np.stack([px, py], 1).round().astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(canvas, [pts], False, colours[k % len(colours)], 2, cv2.LINE_AA)
-        font = cv2.FONT_HERSHEY_SIMPLEX
-        cv2.putText(canvas, f"{name} (last {points[-1, 1]:.4g})", (left, y0 + 20), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(canvas, f"{v_hi:.4g}", (4, y0 + top + 10), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(canvas, f"{v_lo:.4g}", (4, y0 + panel_h - bottom), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(canvas, f"step {int(x_lo)}", (left, y0 + panel_h - 8), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(canvas, f"{int(x_hi)}", (width - right - 50, y0 + panel_h - 8), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return canvas
+    """One panel per named series of (step, value), each with its own y range."""
+    panels = []
+    for name, points in series.items():
+        if points:
+            steps, values = zip(*points)
+            panels.append(draw_series_plot({name: list(values)}, f"{name} (last {values[-1]:.4g})", "", size,
+                                           x_values=list(steps), x_label="step"))
+    return np.vstack(panels) if panels else np.full((size[1], size[0], 3), 255, np.uint8)
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -29,7 +29,6 @@ from realtime.errors import UnveilError
 from trainer.batches import SeededItems, StepBatches, device_batch, open_datasets, tensors_only
 from trainer.builders import build_discriminator, build_loss, build_network
 from trainer.checkpoints import load_checkpoint, rng_states, rotate_checkpoints, save_checkpoint, set_rng_states, warm_start
-from trainer.checkpoints import load_generator  # noqa: F401  (trainer/evaluate_symmetry.py imports it from here)
 from trainer.config import PhaseConfig, TrainConfig, load_config
 from trainer.distributed import average_gradients, choose_device, seed_everything, setup_distributed
 from trainer.losses import LossContext

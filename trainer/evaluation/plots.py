@@ -10,8 +10,11 @@ PLOT_COLOURS = {"off": (40, 40, 220), "on": (200, 120, 20)}  # BGR: red = smooth
 COMPARE_COLOURS = [(40, 160, 40), (160, 40, 160), (0, 140, 220), (120, 120, 120)]  # green, purple, orange, grey
 
 
-def draw_series_plot(series: dict[str, list[float | None]], title: str, y_label: str, size: tuple[int, int] = (760, 250)) -> np.ndarray:
-    """A line plot (uint8 BGR) of one metric over frames, one line per variant, drawn with OpenCV."""
+def draw_series_plot(series: dict[str, list[float | None]], title: str, y_label: str,
+                     size: tuple[int, int] = (760, 250), x_values: list[float] | None = None,
+                     x_label: str = "frame") -> np.ndarray:
+    """A line plot (uint8 BGR) of one metric, one line per variant, drawn with OpenCV. The i-th value of every line
+    is at x = i (frames), or at x_values[i] (e.g. training steps) when given."""
     w, h = size
     left, right, top, bottom = 70, 20, 40, 40
     compared = [name for name in series if name not in PLOT_COLOURS]
@@ -30,8 +33,11 @@ def draw_series_plot(series: dict[str, list[float | None]], title: str, y_label:
         lo, hi = lo - 1.0, hi + 1.0
     pw, ph = w - left - right, h - top - bottom
 
+    xs = np.arange(n, dtype=np.float64) if x_values is None else np.asarray(x_values, np.float64)
+    x_lo, x_span = float(xs[0]), max(float(xs[-1] - xs[0]), 1e-9)
+
     def to_px(i: int, v: float) -> tuple[int, int]:
-        return int(left + pw * i / (n - 1)), int(top + ph * (1.0 - (v - lo) / (hi - lo)))
+        return int(left + pw * (xs[i] - x_lo) / x_span), int(top + ph * (1.0 - (v - lo) / (hi - lo)))
 
     cv2.rectangle(img, (left, top), (left + pw, top + ph), (0, 0, 0), 1)
     for k in range(5):
@@ -41,8 +47,9 @@ def draw_series_plot(series: dict[str, list[float | None]], title: str, y_label:
         cv2.putText(img, f"{v:.3g}", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     for k in range(0, n, max(1, n // 10)):
         x = to_px(k, lo)[0]
-        cv2.putText(img, str(k), (x - 8, top + ph + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "frame", (left + pw // 2 - 20, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{xs[k]:.6g}", (x - 8, top + ph + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, x_label, (left + pw // 2 - 20, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, y_label, (left + 5, top + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
     entry = 120 if not compared else (pw - 10) // columns
     for j, (name, line) in enumerate(series.items()):
