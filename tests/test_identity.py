@@ -67,3 +67,32 @@ def test_a_mirror_image_is_the_same_person_and_noise_is_not(astronaut_bgr):
     scrambled[y0:y1, x0:x1] = rng.integers(0, 256, (y1 - y0, x1 - x0, 3), dtype=np.uint8)
     assert scorer.distance(face, scrambled, box=box) > THRESHOLD
     assert np.isnan(scorer.distance(np.full((120, 120, 3), 128, np.uint8), face))
+
+
+@needs_dlib
+@pytest.mark.slow
+def test_eval_identity_columns(astronaut_bgr):
+    from trainer import evaluate as ev
+
+    crop = cv2.cvtColor(cv2.resize(astronaut_bgr[30:330, 100:400], (128, 128), interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_BGR2RGB)
+    noise = np.random.default_rng(1).integers(0, 256, crop.shape, dtype=np.uint8)
+    preds = {"model": [crop], "input": [noise], "telea": [np.ascontiguousarray(crop[:, ::-1])]}
+    results = {m: {} for m in preds}
+    ev.add_identity(results, preds, [crop])
+    assert results["model"]["identity"][0] < 1e-6 and results["model"]["same_person"][0] == 1.0
+    assert results["input"]["identity"][0] > THRESHOLD and results["input"]["same_person"][0] == 0.0
+    assert results["telea"]["same_person"][0] == 1.0
+
+
+def test_eval_table_shows_identity_only_when_measured():
+    from trainer import evaluate as ev
+
+    def entry(identity_value):
+        scores = {m: {k: None for k in ev.METRIC_NAMES} for m in ev.METHODS}
+        for m in ev.METHODS:
+            scores[m].update(psnr=30.0, identity=identity_value, same_person=None if identity_value is None else 1.0)
+        return {"overall": {"n": 1, **scores}}
+
+    assert "ID-dist" not in ev.format_table("rect", entry(None))
+    assert "ID-dist" in ev.format_table("rect", entry(0.3))

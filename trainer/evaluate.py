@@ -24,7 +24,7 @@ from trainer.data import FaceStore, OccludedFaces
 from trainer.occlusion import PROTOCOLS
 
 METHODS = ("model", "input", "telea")
-METRIC_NAMES = ("psnr", "ssim", "psnr_hole", "ssim_hole", "mask_iou", "untouched", "mask_empty")
+METRIC_NAMES = ("psnr", "ssim", "psnr_hole", "ssim_hole", "mask_iou", "untouched", "mask_empty", "identity", "same_person")
 TELEA_RADIUS = 3
 
 
@@ -36,6 +36,7 @@ class EvalConfig:
     provider: str = "cpu"
     seed: int = 0           # the validation occlusion seed: the training config's seed gives the same occlusions
     batch_size: int = 32
+    identity: bool = False  # dlib identity distance to the true face per method (trainer.evaluation.identity)
 
 
 def telea_inpaint(occluded_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -111,6 +112,28 @@ def measure(preds: dict[str, list[np.ndarray]], clean: list[np.ndarray], occlude
     return results
 
 
+def add_identity(results: dict[str, dict[str, np.ndarray]], preds: dict[str, list[np.ndarray]],
+                 clean: list[np.ndarray]) -> None:
+    """Per method, dlib's descriptor distance between its face and the true face ("identity") and whether dlib calls
+    them the same person ("same_person", distance < 0.6); the face box is found once, on the true crop."""
+    from trainer.evaluation.identity import THRESHOLD, FaceIdentity, shared_identity
+
+    scorer: FaceIdentity | None = shared_identity()
+    if scorer is None:
+        raise UnveilError("--identity needs dlib: pip install 'unveil[identity]'")
+    for method in preds:
+        results[method]["identity"] = np.full(len(clean), np.nan)
+    for j, truth in enumerate(clean):
+        bgr = np.ascontiguousarray(truth[..., ::-1])
+        box = scorer.box_for(bgr, crop=True)
+        reference = scorer.descriptor(bgr, box)
+        for method, images in preds.items():
+            other = scorer.descriptor(np.ascontiguousarray(images[j][..., ::-1]), box)
+            results[method]["identity"][j] = float(np.linalg.norm(reference - other))
+    for method in preds:
+        results[method]["same_person"] = (results[method]["identity"] < THRESHOLD).astype(np.float64)
+
+
 def evaluate_protocol(runner, store: FaceStore, protocol: str, config: EvalConfig, progress: bool = True) -> list[dict]:
     """One record per face: labels and method -> metric -> value."""
     from tqdm import tqdm
@@ -131,6 +154,8 @@ def evaluate_protocol(runner, store: FaceStore, protocol: str, config: EvalConfi
             preds = {"model": model_out, "input": baseline_in,
                      "telea": [telea_inpaint(o, m) for o, m in zip(baseline_in, masks)]}
             batch = measure(preds, clean, occluded, masks, pred_masks)
+            if config.identity:
+                add_identity(batch, preds, clean)
             for j, (_, occ, _, index) in enumerate(examples):
                 records.append({
                     "index": index, "file": store.file(index), "kind": occ.kind, "position": occ.position,
@@ -180,6 +205,8 @@ def format_table(protocol: str, summary: dict[str, dict]) -> str:
     columns = [("psnr", "PSNR", 7, 2), ("ssim", "SSIM", 7, 4), ("psnr_hole", "PSNR-hole", 10, 2),
                ("ssim_hole", "SSIM-hole", 10, 4), ("mask_iou", "IoU", 7, 3), ("untouched", "untouched", 10, 3),
                ("mask_empty", "mask-empty", 11, 3)]
+    if any(entry[m]["identity"] is not None for entry in summary.values() for m in METHODS):
+        columns += [("identity", "ID-dist", 8, 3), ("same_person", "same", 6, 3)]
     head = f"{'group':<22}{'n':>6}  {'method':<7}" + "".join(f"{title:>{w}}" for _, title, w, _ in columns)
     lines = [f"protocol {protocol}", head, "-" * len(head)]
     for group, entry in summary.items():
@@ -242,6 +269,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
     parser.add_argument("--seed", type=int, default=0, help="validation occlusion seed (the training config's seed)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--identity", action="store_true",
+                        help="add dlib's identity distance to the true face and same-person share (< 0.6) per method "
+                             "(needs the identity extra; 4 face descriptors per face)")
     parser.add_argument("--baseline", default="symmetry-lite", metavar="NAME|PATH",
                         help="small-block: the 128 px network run on the upscaled input (default symmetry-lite)")
     parser.add_argument("--figure", type=Path, default=None, metavar="PNG",
@@ -269,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     # 2 busy cores). onnxruntime keeps its own threads for the model.
     torch.set_num_threads(1)
     config = EvalConfig(protocols=protocols, split=args.split, limit=args.limit, provider=args.provider,
-                        seed=args.seed, batch_size=args.batch_size)
+                        seed=args.seed, batch_size=args.batch_size, identity=args.identity)
     report = evaluate(args.model, args.data, config)
     c = report["contract"]
     print(f"model {report['model']} ({c['kind']}, {c['crop_size']}px{', fed the true mask' if report['mask_fed'] else ''})"
