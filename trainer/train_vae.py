@@ -217,9 +217,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data_cache/celeba128", help="prepared dataset (unveil prepare)")
     parser.add_argument("--out", default="runs/symmetry_vae", help="run folder (checkpoints, metrics)")
     parser.add_argument("--size", type=int, default=64, help="crop size the network works at")
-    parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
-    parser.add_argument("--latent", type=int, default=32, help="latent channels (at size / 2^(levels - 1))")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=[2300, 700, 1700], metavar=("RECON", "FACE", "SYM"),
+    parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--latent", type=int, default=16, help="latent channels (at size / 2^(levels - 1))")
+    parser.add_argument("--stage-steps", type=int, nargs=3, default=[1200, 350, 1100], metavar=("RECON", "FACE", "SYM"),
                         help="training steps of the three stages")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)

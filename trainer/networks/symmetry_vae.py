@@ -33,7 +33,7 @@ class SymmetryVAE(nn.Module):
     input_roles = ("image",)
     output_roles = ("image",)
 
-    def __init__(self, crop_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 128), latent_channels: int = 32,
+    def __init__(self, crop_size: int = 64, widths: tuple[int, ...] = (16, 32, 64), latent_channels: int = 16,
                  symmetric: bool = False):
         super().__init__()
         levels = len(widths)
