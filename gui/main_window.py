@@ -39,7 +39,8 @@ IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + 
 SHORTCUTS_HELP = """
 <b>Source</b>: O open video · I open image · Alt+0..9 camera N · F5 find cameras<br>
 <b>Playback</b>: Space play/pause · → step one frame · ← back one second · Home restart<br>
-<b>View</b>: C compare mode · M occlusion mask · B face boxes · L landmarks · F11 full screen<br>
+<b>View</b>: C compare mode · M occlusion mask · B face boxes · L landmarks · Y symmetric faces · H asymmetry
+heat-map · F11 full screen<br>
 <b>Adjust</b>: [ ] mask threshold · ; ' temporal smoothing · - = feathering<br>
 <b>Model</b>: Ctrl+L load model · Ctrl+1–4 network filler · P next provider · K remember this face<br>
 <b>Output</b>: R record · S snapshot · V virtual camera · Ctrl+Shift+O output folder<br>
@@ -125,6 +126,9 @@ class MainWindow(QMainWindow):
         self.act_mask = a("Occlusion &mask", ["M"], lambda on: self.set_view(show_mask=on), checkable=True)
         self.act_faces = a("Face &boxes and ids", ["B"], lambda on: self.set_view(show_faces=on), checkable=True)
         self.act_landmarks = a("&Landmarks", ["L"], lambda on: self.set_view(show_landmarks=on), checkable=True)
+        self.act_symmetrize = a("S&ymmetric faces", ["Y"], lambda on: self.set_view(symmetrize=on), checkable=True)
+        self.act_asymmetry = a("Asymmetry &heat-map", ["H"], lambda on: self.set_view(show_asymmetry=on),
+                               checkable=True)
         self.act_fullscreen = a("&Full screen", ["F11"], self.toggle_fullscreen)
         self.act_threshold = (a("Threshold down", ["["], lambda: self.nudge("threshold", -0.05)),
                               a("Threshold up", ["]"], lambda: self.nudge("threshold", 0.05)))
@@ -157,7 +161,8 @@ class MainWindow(QMainWindow):
         for action in (self.act_play, self.act_step, self.act_back, self.act_restart):
             play_menu.addAction(action)
         view_menu = menus.addMenu("&View")
-        for action in (self.act_compare, self.act_mask, self.act_faces, self.act_landmarks, self.act_fullscreen):
+        for action in (self.act_compare, self.act_mask, self.act_faces, self.act_landmarks, self.act_symmetrize,
+                       self.act_asymmetry, self.act_fullscreen):
             view_menu.addAction(action)
         model_menu = menus.addMenu("&Model")
         for action in (self.act_remember, *self.act_modes, self.act_provider, *self.act_threshold,
@@ -350,7 +355,9 @@ class MainWindow(QMainWindow):
         self.overlay_boxes: dict[str, QCheckBox] = {}
         for key, text, action in (("show_mask", "Occlusion mask (M)", self.act_mask),
                                   ("show_faces", "Face boxes and track ids (B)", self.act_faces),
-                                  ("show_landmarks", "Landmarks (L)", self.act_landmarks)):
+                                  ("show_landmarks", "Landmarks (L)", self.act_landmarks),
+                                  ("symmetrize", "Symmetric faces (Y)", self.act_symmetrize),
+                                  ("show_asymmetry", "Asymmetry heat-map (H)", self.act_asymmetry)):
             check = QCheckBox(text)
             check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             check.toggled.connect(action.setChecked)
@@ -421,6 +428,8 @@ class MainWindow(QMainWindow):
         self.act_mask.setChecked(s.show_mask)
         self.act_faces.setChecked(s.show_faces)
         self.act_landmarks.setChecked(s.show_landmarks)
+        self.act_symmetrize.setChecked(s.symmetrize)
+        self.act_asymmetry.setChecked(s.show_asymmetry)
         self._show_tuning_values()
         self.output_label.setText(f"Saving to {s.output_dir}")
 
@@ -457,7 +466,8 @@ class MainWindow(QMainWindow):
 
     def view_options(self) -> ViewOptions:
         s = self.settings
-        return ViewOptions(s.compare, s.split, s.show_mask, s.show_faces, s.show_landmarks)
+        return ViewOptions(s.compare, s.split, s.show_mask, s.show_faces, s.show_landmarks, s.symmetrize,
+                           s.show_asymmetry)
 
     def set_view(self, **changes) -> None:
         self._update_settings(**changes)

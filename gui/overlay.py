@@ -27,6 +27,30 @@ class ViewOptions:
     show_mask: bool = False
     show_faces: bool = True
     show_landmarks: bool = False
+    symmetrize: bool = False      # the result with every face made symmetric (landmark method, realtime.symmetrize)
+    show_asymmetry: bool = False  # the asymmetry heat-map over each face of the original
+
+
+def symmetry_views(frame: Frame, original: np.ndarray, result: np.ndarray, options: ViewOptions
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(original, result) with the symmetrize view and the asymmetry heat-map applied, as chosen."""
+    points = [face.landmarks for face in frame.faces if face.landmarks is not None]
+    if not points or not (options.symmetrize or options.show_asymmetry):
+        return original, result
+    from realtime.symmetrize import asymmetry_heatmap, symmetrize_frame
+
+    try:
+        symmetric, analyses = symmetrize_frame(result, points)
+    except Exception:  # noqa: BLE001 - a face half out of the picture: show the frame as it is
+        return original, result
+    if options.symmetrize:
+        result = symmetric
+    if options.show_asymmetry:
+        if options.compare == "result":
+            result = asymmetry_heatmap(result if not options.symmetrize else frame.result(), analyses)
+        else:
+            original = asymmetry_heatmap(original, analyses)
+    return original, result
 
 
 def tint_mask(canvas: np.ndarray, replaced: np.ndarray | None, strength: float = 0.55) -> None:
@@ -93,7 +117,7 @@ def decorate(pane: np.ndarray, frame: Frame, options: ViewOptions, with_mask: bo
 
 def compose_view(frame: Frame, options: ViewOptions) -> np.ndarray:
     """The BGR picture to display, in one new canvas (the frame's own images are never modified)."""
-    original, result = frame.image, frame.result()
+    original, result = symmetry_views(frame, frame.image, frame.result(), options)
     height, width = original.shape[:2]
     if options.compare == "result":
         canvas = result.copy()

@@ -26,6 +26,8 @@ class ViewerSettings:
     show_mask: bool = False
     show_faces: bool = True
     show_landmarks: bool = False
+    symmetrize: bool = False        # view: every face made symmetric (Y)
+    show_asymmetry: bool = False    # view: asymmetry heat-map (H)
     output_dir: str = field(default_factory=lambda: str(Path.home()))
 
 
