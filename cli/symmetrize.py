@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             raise UnveilError(f"{args.input} is a camera; symmetrize reads photos, folders and video files")
         is_video = isinstance(source, VideoFileSource)
         is_folder = not is_video and Path(args.input).is_dir()
+        symmetrizer = FrameSymmetrizer(args.method, args.model, args.provider, args.mode)  # a bad model: nothing written
         if args.crops:
             check_writable(output, folder=True)
             output.mkdir(exist_ok=True)
@@ -113,7 +114,6 @@ def run(args: argparse.Namespace) -> int:
             sinks.heatmap = open_sink(Path(args.heatmap), source, args.input, is_video, is_folder)
         scores_path = scores_path or default_scores_path(output, args.crops or is_folder)
         check_writable(scores_path)
-        symmetrizer = FrameSymmetrizer(args.method, args.model, args.provider, args.mode)
     except BaseException:
         for sink in (sinks.sink, sinks.heatmap):
             if sink is not None:
