@@ -44,6 +44,10 @@ class FillConfig:
     # faces whose eyes are closer than this (frame pixels) are painted by a completion_super_resolution model, when
     # one is loaded (realtime.small_faces); every other face is filled exactly as without it
     small_face_eyes: float = 30.0
+    # A hole region that memory fills and whose pixels already look like the remembered face (median and 90th
+    # percentile of the largest channel difference at or below these levels) is not covered: it is left as it is.
+    agree: float = 8.0         # 0 = off
+    agree_p90: float = 20.0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def __post_init__(self) -> None:
@@ -143,6 +147,50 @@ def covered_parts(todo: np.ndarray, valid: np.ndarray, min_cover: float) -> np.n
     return hit & keep[labels]
 
 
+def agreeing_regions(patch: np.ndarray, fill: np.ndarray, hole: np.ndarray, cleared: np.ndarray,
+                     median_levels: float, p90_levels: float) -> np.ndarray:
+    """The hole's regions that the finder doubted before, where they were judged not covered, and that look now as
+    they looked then (`fill`: the remembered face): nothing covers the face there (glasses, a nose, lips the finder
+    misreads again and again). A new occluder over a place the finder never doubted is never let through."""
+    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    # A pixel is explained by the remembered face when its colour lies within the range of the remembered pixels
+    # around it: the warp is off by a pixel or two on thin, sharp structures (glasses' rims, lashes, lip edges).
+    near = np.ones((5, 5), np.uint8)
+    current = patch.astype(np.int16)
+    above = current - cv2.dilate(fill, near).astype(np.int16)
+    below = cv2.erode(fill, near).astype(np.int16) - current
+    difference = np.maximum(np.maximum(above, below), 0).max(axis=2)
+    uncovered = np.zeros_like(hole)
+    for label in range(1, count):
+        region = labels == label
+        if cleared[region].mean() < 0.9:
+            continue
+        levels = difference[region]
+        if np.median(levels) <= median_levels and np.percentile(levels, 90) <= p90_levels:
+            uncovered |= region
+    return uncovered
+
+
+@dataclass
+class Remembered:
+    """The remembered face over the current one: `image` where `valid` to fill with; `look` where `cleared` to
+    recognise the face by (pixels the finder doubted then too, but that were judged not covered)."""
+    image: np.ndarray | None
+    valid: np.ndarray
+    look: np.ndarray | None
+    cleared: np.ndarray
+
+
+@dataclass
+class Warped:
+    """One memory entry warped onto the current face."""
+    image: np.ndarray
+    valid: np.ndarray        # known to the entry (to fill from)
+    cleared: np.ndarray      # doubted by the finder then, and judged not covered
+    mismatch: float          # against the visible ring, over `valid` (inf: the entry does not know the hole)
+    look_mismatch: float     # against the visible ring, over all of it
+
+
 def oval_area(entry) -> int:
     """Pixels of the face oval in a memory entry's patch."""
     h, w = entry.known.shape
@@ -207,8 +255,10 @@ class FillStage:
             return False
         box = face_box(face.landmarks, frame.image.shape[:2])
         memory = self.memories.setdefault(face.track_id, FaceMemory(self.config.memory))
+        decided = crop_to_box(face.mask.astype(np.float32), face.matrix, box) > 0.5
         memory.remember(make_entry(frame.image, face.landmarks, self._unsure(face, box),
-                                   face_key(face.landmarks, face.matrix, face.crop.shape[0]), frame.index))
+                                   face_key(face.landmarks, face.matrix, face.crop.shape[0]), frame.index,
+                                   decided=decided))
         return True
 
     def process(self, frame: Frame) -> Frame:
@@ -256,6 +306,16 @@ class FillStage:
         outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
         ring = (outside > gap_px) & (outside <= gap_px + ring_px) & region
         key = face_key(face.landmarks, face.matrix, size)
+        remembered = (self._remembered(face, key, patch, points, hole, todo, ring, ring_px)
+                      if "memory" in cfg.order else None)
+        if remembered is not None and cfg.agree > 0 and remembered.look is not None:
+            uncovered = agreeing_regions(patch, remembered.look, hole, remembered.cleared, cfg.agree, cfg.agree_p90)
+            if uncovered.any():
+                hole &= ~uncovered
+                todo &= ~uncovered
+                thin &= ~uncovered
+                if not hole.any():
+                    return None
         for filler in cfg.order:
             if not todo.any():
                 break
@@ -265,7 +325,7 @@ class FillStage:
                 thin = np.zeros_like(thin)
             else:
                 if filler == "memory":
-                    image, valid = self._from_memory(face, key, patch, points, todo, ring, ring_px)
+                    image, valid = (remembered.image, remembered.valid) if remembered else (None, np.zeros_like(todo))
                 elif filler == "mirror":
                     image, valid = self._from_mirror(patch, points, hole, region, todo, ring, ring_px)
                 else:
@@ -281,34 +341,46 @@ class FillStage:
         self.counts += np.bincount(source[hole], minlength=len(FILLERS))
         return FaceFill(box, fill, weight, source)
 
-    def _from_memory(self, face: Face, key: np.ndarray, patch: np.ndarray, points: np.ndarray, todo: np.ndarray,
-                     ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:
-        """The remembered face that best matches the visible face around the hole, among the few nearest in pose
-        and expression (the mesh guesses the expression under an occluder; the pixels around it do not)."""
+    def _remembered(self, face: Face, key: np.ndarray, patch: np.ndarray, points: np.ndarray, hole: np.ndarray,
+                    todo: np.ndarray, ring: np.ndarray, ring_px: int) -> Remembered | None:
+        """The remembered face warped onto the current mesh and colour-matched. To fill with: among the few entries
+        nearest in pose and expression that know the hole, the one that best matches the visible face around it
+        (the mesh guesses the expression under an occluder; the pixels around it do not). To recognise the face by:
+        the best-matching entry that cleared the hole's place."""
         h, w = todo.shape
         hidden = hidden_points(points, todo)
+        look = look_cleared = None
         for pool in (self.memories.get(face.track_id), self.reference):  # the track's own memory first
             if pool is None or not pool.entries:
                 continue
-            tried = {}
-            for index in pool.nearest(key, self.config.memory.candidates):  # nearest in pose, then best by pixels
+            tried: dict[int, Warped] = {}
+            for index in pool.nearest(key, self.config.memory.candidates):
                 entry = pool.entries[index]
-                layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255])
+                cleared = np.zeros_like(entry.known) if entry.cleared is None else entry.cleared
+                layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255, cleared.astype(np.uint8) * 255])
                 target = complete_hidden(entry.points, points, hidden, sigma=8.0 * ring_px)
-                warped, valid = warp_mesh(layers, entry.points, target, (0, 0, w, h), only=todo | ring)
-                valid &= warped[..., 3] > 250
+                warped, inside = warp_mesh(layers, entry.points, target, (0, 0, w, h), only=hole | ring)
+                valid, cleared = inside & (warped[..., 3] > 250), inside & (warped[..., 4] > 250)
                 knows = (valid & todo).sum() >= self.config.min_cover * todo.sum()
-                mismatch = ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf")
-                tried[index] = (mismatch, warped[..., :3], valid)
-            best = min(tried, key=lambda i: tried[i][0])
-            if not np.isfinite(tried[best][0]):
+                tried[index] = Warped(warped[..., :3], valid, cleared,
+                                      ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf"),
+                                      ring_mismatch(patch, warped[..., :3], ring & inside))
+            if look is None:
+                clearing = [i for i in tried if (tried[i].cleared & hole).sum() >= 0.9 * hole.sum()]
+                if clearing:
+                    best_look = min(clearing, key=lambda i: tried[i].look_mismatch)
+                    look, look_cleared = matched(patch, tried[best_look].image, tried[best_look].cleared, ring)
+            best = min(tried, key=lambda i: tried[i].mismatch)
+            if not np.isfinite(tried[best].mismatch):
                 continue   # no entry of this pool knows the hole
-            if pool.chosen in tried and tried[pool.chosen][0] <= 1.15 * tried[best][0]:
+            if pool.chosen in tried and tried[pool.chosen].mismatch <= 1.15 * tried[best].mismatch:
                 best = pool.chosen   # sticky: switching entries every frame would flicker
             pool.chosen = best
-            _, warped, valid = tried[best]
-            return matched(patch, warped, valid, ring)
-        return None, np.zeros_like(todo)
+            image, valid = matched(patch, tried[best].image, tried[best].valid, ring)
+            return Remembered(image, valid, look, look_cleared if look is not None else np.zeros_like(todo))
+        if look is None:
+            return None
+        return Remembered(None, np.zeros_like(todo), look, look_cleared)
 
     def _from_mirror(self, patch: np.ndarray, points: np.ndarray, hole: np.ndarray, region: np.ndarray,
                      todo: np.ndarray, ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:

@@ -35,9 +35,11 @@ class MemoryConfig:
 class MemoryEntry:
     patch: np.ndarray        # (h, w, 3) uint8 frame pixels around the face
     points: np.ndarray       # (468, 2) float32 mesh in patch pixels
-    known: np.ndarray        # (h, w) bool pixels seen clean
+    known: np.ndarray        # (h, w) bool pixels seen clean (no evidence of anything over them): fill from these
     key: np.ndarray          # pose / expression
     index: int               # frame it was taken from
+    cleared: np.ndarray | None = None  # (h, w) bool pixels the finder doubted but that were judged not covered:
+                                       # how the face looked there, to recognise it when the finder doubts again
 
 
 def face_key(landmarks: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarray:
@@ -66,15 +68,15 @@ def face_box(landmarks: np.ndarray, frame_hw: tuple[int, int], pad: float = 0.08
 
 
 def make_entry(image: np.ndarray, landmarks: np.ndarray, occluded: np.ndarray | None, key: np.ndarray,
-               index: int, grow: int = 3) -> MemoryEntry:
+               index: int, grow: int = 3, decided: np.ndarray | None = None) -> MemoryEntry:
     """An entry from a frame: `occluded` is a bool map over face_box(landmarks) of pixels not to trust (None = all
-    clean)."""
+    clean); `decided` the pixels of it that were judged covered (None = all of them)."""
     x0, y0, x1, y1 = face_box(landmarks, image.shape[:2])
     points = (landmarks - np.array([x0, y0], np.float32)).astype(np.float32)
-    known = face_oval(points, (y1 - y0, x1 - x0))
-    if occluded is not None:
-        known &= ~dilate(occluded, grow)
-    return MemoryEntry(image[y0:y1, x0:x1].copy(), points, known, key, index)
+    oval = face_oval(points, (y1 - y0, x1 - x0))
+    doubted = dilate(occluded, grow) if occluded is not None else np.zeros_like(oval)
+    cleared = oval & doubted & ~dilate(decided, grow) if decided is not None else np.zeros_like(oval)
+    return MemoryEntry(image[y0:y1, x0:x1].copy(), points, oval & ~doubted, key, index, cleared)
 
 
 @dataclass

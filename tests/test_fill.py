@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.fill import FILLER_CODE, FillConfig, colour_offset, thin_parts
+from realtime.fill import FILLER_CODE, FillConfig, agreeing_regions, colour_offset, thin_parts
 from realtime.frame import Frame
 from realtime.memory import FaceMemory, MemoryConfig, MemoryEntry
 from realtime.mesh_topology import load_topology
@@ -189,3 +189,37 @@ def test_a_reference_photo_seeds_the_memory(tiny_finder, astronaut_bgr, tmp_path
         pipeline.close()
     used = np.bincount(frame.faces[0].fill.source.ravel(), minlength=5)
     assert used[FILLER_CODE["memory"]] > 0
+
+
+def test_hole_regions_that_look_as_remembered_are_not_covered():
+    rng = np.random.default_rng(5)
+    remembered = cv2.GaussianBlur(rng.integers(0, 256, (60, 80, 3), np.uint8), (0, 0), 1.5)
+    current = np.roll(remembered, 1, axis=1)            # the same face, the warp one pixel off
+    current[35:50, 45:70] = (40, 200, 60)               # something new over the second region
+    hole = np.zeros((60, 80), bool)
+    hole[10:25, 10:35] = True                           # looks as remembered
+    hole[35:50, 45:70] = True                           # an occluder
+    cleared = np.ones_like(hole)
+    uncovered = agreeing_regions(current, remembered, hole, cleared, median_levels=8, p90_levels=20)
+    assert uncovered[10:25, 10:35].all() and not uncovered[35:50, 45:70].any()
+    never_doubted = cleared.copy()
+    never_doubted[10:25, 10:35] = False                 # the finder never doubted that place before: not let through
+    assert not agreeing_regions(current, remembered, hole, never_doubted, median_levels=8, p90_levels=20).any()
+
+
+def test_memory_remembers_what_was_judged_covered_apart_from_what_is_unsure(astronaut_bgr):
+    from realtime.memory import face_box, make_entry
+    from realtime.mesh_topology import load_topology
+
+    landmarks = (load_topology()[0] * 200 + 100).astype(np.float32)   # a face about 200 px wide
+    x0, y0, x1, y1 = face_box(landmarks, astronaut_bgr.shape[:2])
+    cy, cx = (y1 - y0) // 2, (x1 - x0) // 2
+    unsure = np.zeros((y1 - y0, x1 - x0), bool)
+    unsure[cy - 30:cy + 30, cx - 30:cx + 30] = True   # weak evidence: not to be filled from
+    decided = np.zeros_like(unsure)
+    decided[cy - 5:cy + 5, cx - 5:cx + 5] = True      # judged covered
+    entry = make_entry(astronaut_bgr, landmarks, unsure, np.zeros(5), 0, decided=decided)
+    assert entry.known.any() and not entry.known[cy - 30:cy + 30, cx - 30:cx + 30].any()
+    assert not entry.cleared[cy - 5:cy + 5, cx - 5:cx + 5].any()          # judged covered
+    assert entry.cleared[cy - 25:cy - 15, cx - 25:cx - 15].all()          # doubted, judged not covered: cleared
+    assert not entry.cleared[entry.known].any()                           # never doubted: not "cleared" either
