@@ -46,16 +46,24 @@ def run(args: argparse.Namespace) -> int:
     settings = BatchSettings(Path(args.output), config, retries=args.retries, save_masks=args.save_masks, stats=args.stats)
     if args.ray:
         gpus = args.gpus_per_task if args.gpus_per_task is not None else float(args.provider in GPU_PROVIDERS)
-        local_cpus = args.workers or os.cpu_count() or 1
+        local_cpus = args.workers or available_cores()
         factory = lambda _n: RayExecutor(args.ray, local_cpus, gpus)  # noqa: E731
         in_flight = args.workers or len(inputs)
     else:
-        in_flight = min(args.workers or os.cpu_count() or 1, len(inputs))
+        in_flight = min(args.workers or available_cores(), len(inputs))
         factory = LocalPool
     results = run_batch(inputs, settings, factory, max_in_flight=in_flight, show_progress=not args.no_progress)
     print(summary_table(results))
     print(f"manifest: {settings.manifest}")
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's or taskset's limit), not the machine's total."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def check_numbers(args: argparse.Namespace) -> None:

@@ -278,8 +278,9 @@ def run_task(task: Task) -> Result:
 
 
 def failed(task: Task, error: str, retryable: bool) -> Result:
-    return Result(task.input, task.output, "failed", task.attempt, error=error.strip().splitlines()[-1] if error.strip()
-                  else "unknown error", retryable=retryable)
+    lines = error.strip().splitlines()  # one line for the table and the manifest: the last says what happened
+    return Result(task.input, task.output, "failed", task.attempt, error=lines[-1] if lines else "unknown error",
+                  retryable=retryable)
 
 
 # ---------------------------------------------------------------------------------------------------------------
