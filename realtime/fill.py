@@ -47,7 +47,7 @@ class FillConfig:
     # A hole region that memory fills and whose pixels already look like the remembered face (median and 90th
     # percentile of the largest channel difference at or below these levels) is not covered: it is left as it is.
     agree: float = 8.0         # 0 = off
-    agree_p90: float = 20.0
+    agree_p90: float = 35.0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def __post_init__(self) -> None:
@@ -163,7 +163,7 @@ def agreeing_regions(patch: np.ndarray, fill: np.ndarray, hole: np.ndarray, clea
     uncovered = np.zeros_like(hole)
     for label in range(1, count):
         region = labels == label
-        if cleared[region].mean() < 0.9:
+        if cleared[region].mean() < 0.8:
             continue
         levels = difference[region]
         if np.median(levels) <= median_levels and np.percentile(levels, 90) <= p90_levels:
@@ -366,7 +366,7 @@ class FillStage:
                                       ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf"),
                                       ring_mismatch(patch, warped[..., :3], ring & inside))
             if look is None:
-                clearing = [i for i in tried if (tried[i].cleared & hole).sum() >= 0.9 * hole.sum()]
+                clearing = [i for i in tried if (tried[i].cleared & hole).sum() >= 0.8 * hole.sum()]
                 if clearing:
                     best_look = min(clearing, key=lambda i: tried[i].look_mismatch)
                     look, look_cleared = matched(patch, tried[best_look].image, tried[best_look].cleared, ring)
