@@ -14,7 +14,7 @@ Phases (one global step counter; `--resume` continues in whichever phase the che
   completion  stage 1: the completion module alone at 32 px, mean absolute error (hole-weighted), optionally the
               parsing loss on its upscaled output;
   sr          stage 2a: completion frozen, the super-resolution module learns 32 -> 128 px;
-  joint       stage 2b: end to end: L1 + MSE at 128 px, perceptual (parser features), parsing, and a light hinge
+  joint       stage 2b: end to end (at the lower --joint-lr): L1 + MSE at 128 px, perceptual (parser features), parsing, and a light hinge
               adversarial term from a global (whole face) and a local (64 px around the hole) patch discriminator.
 
 Checkpoints: OUT/last.pt (generator, parser, discriminators, optimisers, step) every `--checkpoint-every` steps and
@@ -328,8 +328,8 @@ def train(args: argparse.Namespace) -> int:
                 parser.eval()
                 for p in parser.parameters():
                     p.requires_grad_(False)
-                for group in opt_g.param_groups:
-                    group["lr"] = cosine(args.lr, done)
+                for group in opt_g.param_groups:   # joint fine-tunes: restarting at --lr destabilised it
+                    group["lr"] = cosine(args.joint_lr if phase == "joint" else args.lr, done)
                 record["loss"] = float(generator_step(generator, parser, d_global, d_local, opt_g, opt_d, batch,
                                                       phase, args, record))
             step += 1
@@ -366,12 +366,12 @@ def generator_step(generator: FCSRNet, parser: FaceParser, d_global: nn.Module, 
     if phase == "completion":
         low, _ = generator.complete(x, m)
         loss = masked_l1(low, batch["target_small"], m)
-        record["l1_low"] = float(loss)
+        record["l1_low"] = float(loss.detach())
         if args.parsing_weight_stage1:
             up = F.interpolate(low, scale_factor=float(SCALE), mode="bilinear", align_corners=False)
             parse = F.cross_entropy(parser(up), batch["labels"])
             loss = loss + args.parsing_weight_stage1 * parse
-            record["parse"] = float(parse)
+            record["parse"] = float(parse.detach())
         opt_g.zero_grad()
         loss.backward()
         opt_g.step()
@@ -380,24 +380,24 @@ def generator_step(generator: FCSRNet, parser: FaceParser, d_global: nn.Module, 
     high, low = out["image"], out["low"]
     pixel = masked_l1(high, target, hole, hole_weight=2.0) + args.mse_weight * F.mse_loss(high, target)
     loss = pixel
-    record["pixel"] = float(pixel)
+    record["pixel"] = float(pixel.detach())
     if phase == "joint":
         low_l1 = masked_l1(low, batch["target_small"], m)
         loss = loss + 0.5 * low_l1
     if args.perceptual_weight:
         perc = perceptual(parser, high, target)
         loss = loss + args.perceptual_weight * perc
-        record["perceptual"] = float(perc)
+        record["perceptual"] = float(perc.detach())
     if args.parsing_weight:
         parse = F.cross_entropy(parser(high), batch["labels"])
         loss = loss + args.parsing_weight * parse
-        record["parse"] = float(parse)
+        record["parse"] = float(parse.detach())
     adversarial = args.adv_weight and phase == "joint"
     if adversarial:
         fake_g, fake_l = d_global(high), d_local(hole_windows(high, hole))
         adv = -(fake_g.mean() + fake_l.mean())
         loss = loss + args.adv_weight * adv
-        record["adv"] = float(adv)
+        record["adv"] = float(adv.detach())
     opt_g.zero_grad()
     loss.backward()
     opt_g.step()
@@ -432,7 +432,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sr-steps", type=int, default=800, help="stage 2a: super-resolution, completion frozen")
     parser.add_argument("--joint-steps", type=int, default=2000, help="stage 2b: end to end")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-3, help="parser, completion and sr phases (cosine each)")
+    parser.add_argument("--joint-lr", type=float, default=2e-4, help="the end-to-end phase (cosine)")
     parser.add_argument("--mse-weight", type=float, default=4.0, help="MSE beside L1 at 128 px")
     parser.add_argument("--perceptual-weight", type=float, default=0.05, help="parser-feature (perceptual) loss")
     parser.add_argument("--parsing-weight", type=float, default=0.01, help="face-parsing cross-entropy, stage 2")
