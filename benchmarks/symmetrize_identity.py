@@ -16,7 +16,8 @@ as `unveil symmetrize` runs it per face, mesh scores included).
 
     python -m benchmarks.symmetrize_identity --vae runs/symmetry_vae/symmetry-vae.onnx --limit 200
 
-Writes report.json, report.md and grid.png (input | VAE | landmark | crop-halves, with the scores) into --out.
+Writes report.json, report.md and grid.png (input | VAE output | VAE pasted back | landmark | crop-halves, each with
+its identity distance and mirror error) into --out.
 """
 from __future__ import annotations
 
@@ -51,10 +52,11 @@ def crop_halves(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.n
     return out, left
 
 
-def input_crop(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def input_crop(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(aligned crop, its face region for the mirror error, the frame -> crop matrix)."""
     matrix = align_to_template(five_points_from_mesh(points), CROP_SIZE)
     crop = warp_to_crop(image, matrix, CROP_SIZE)
-    return crop, crop_face_region(transform_points(points, matrix), CROP_SIZE, MIRROR_INSET)
+    return crop, crop_face_region(transform_points(points, matrix), CROP_SIZE, MIRROR_INSET), matrix
 
 
 def network_speed(model: str, count: int = 200) -> float:
@@ -80,18 +82,20 @@ def label(cell: np.ndarray, lines: list[str], height: int = 34) -> np.ndarray:
 
 
 def grid(rows: list[dict], path: Path, size: int = 160) -> None:
-    header_names = ["input", "VAE", "landmark baseline", "crop halves (control)"]
+    header_names = ["input", "VAE output", "VAE pasted back", "landmark baseline", "crop halves (control)"]
     header = np.hstack([label(np.zeros((0, size, 3), np.uint8), [name], 18) for name in header_names])
     lines = [header]
     for row in rows:
         cells = []
-        for key in ("input", "vae", "landmark", "crop-halves"):
+        for key in ("input", "vae-net", "vae", "landmark", "crop-halves"):
             if key not in row["crops"]:
                 cells.append(np.full((size + 34, size, 3), 255, np.uint8))
                 continue
             cell = cv2.resize(row["crops"][key], (size, size), interpolation=cv2.INTER_CUBIC)
             if key == "input":
                 text = [f"asymmetry {row['asymmetry']:.1f} % IOD", f"appearance {row['appearance']:.0f} levels"]
+            elif key == "vae-net":
+                text = ["the network's 64 px crop", f"mirror error {row['mirror']['vae']:.1f}"]
             else:
                 d = row["identity"].get(key)
                 text = [f"identity d={d:.2f} {'same' if d < 0.6 else 'OTHER'}" if d is not None and np.isfinite(d) else "identity -",
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             points = faces[0].landmarks
             row = {"file": path.name, "identity": {}, "mirror": {}, "crops": {}}
-            crop, region = input_crop(image, points)
+            crop, region, matrix = input_crop(image, points)
             row["crops"]["input"] = crop
             row["mirror"]["input"] = 255.0 * mirror_error(crop, region)
             outputs = {}
@@ -146,11 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                 out, reports = method(image, [points])
                 seconds[name] += time.perf_counter() - start
                 outputs[name] = out
-                row["crops"][name] = reports[0].crop
+                row["crops"][name] = warp_to_crop(out, matrix, CROP_SIZE)   # pasted back, framed like the input
+                if name == "vae":
+                    row["crops"]["vae-net"] = reports[0].crop
                 row["mirror"][name] = reports[0].mirror_error
                 row["asymmetry"], row["appearance"] = reports[0].shape, reports[0].appearance
             out, halves = crop_halves(image, points)
-            outputs["crop-halves"], row["crops"]["crop-halves"] = out, halves
+            outputs["crop-halves"], row["crops"]["crop-halves"] = out, warp_to_crop(out, matrix, CROP_SIZE)
             row["mirror"]["crop-halves"] = 255.0 * mirror_error(halves, region)
             outputs["mirror"] = np.ascontiguousarray(image[:, ::-1])
             reference = scorer.descriptor(image, box)

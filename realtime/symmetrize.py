@@ -347,6 +347,7 @@ def symmetric_region(region: np.ndarray) -> np.ndarray:
 METHODS = ("landmark", "vae")
 SHIPPED_VAE = "symmetry-vae"   # realtime/models/symmetry-vae.onnx, when shipped
 CROP_SIZE = 128                # aligned crops written by --crops for the landmark method
+VAE_FADE = 0.08               # the network's face fades in over this much of the crop inside the face oval
 MIRROR_INSET = 0.09            # the mirror error is measured on the face oval less this rim (crop fraction), where
                                # the landmark method's symmetric face is fully in (it fades in over 0.3 inter-ocular distances)
 
@@ -438,9 +439,11 @@ class FrameSymmetrizer:
                 size = c.crop_size
                 matrix = align_to_template(five_points_from_mesh(pts), size, c.template, c.margin)
                 crop = self.runner.run([warp_to_crop(image, matrix, size)]).images[0]
-                region = crop_face_region(transform_points(pts, matrix), size)
+                oval = polygon_mask(transform_points(pts, matrix)[list(FACE_OVAL)], (size, size))
                 measured = crop_face_region(transform_points(pts, matrix), size, MIRROR_INSET)
-                weight = inward_ramp(region, 0.05 * size)
+                # pasted where the face is on both sides of the mid-line, fading in well inside the oval: a network
+                # trained on face-only targets darkens towards the face's edge
+                weight = inward_ramp(oval & oval[:, ::-1], VAE_FADE * size)
                 out, _ = paste_back(out, crop, weight, matrix)
                 region = measured
             oval = polygon_mask(pts[list(FACE_OVAL)], image.shape[:2])

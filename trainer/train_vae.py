@@ -47,6 +47,25 @@ def stage_of(step: int, stage_steps: tuple[int, int, int]) -> int:
     return 2
 
 
+FINE_TUNE_LR = 0.3   # stages 2 and 3 peak at this fraction of --lr
+WARM_UP = 100        # steps over which a fine-tuning stage's learning rate rises from where the last one ended
+
+
+def learning_rate(step: int, stage_steps: tuple[int, int, int], base: float) -> float:
+    """Cosine within each stage down to 5 % of its peak; stages 2 and 3 (fine-tunes of the last) peak at 0.3 x base
+    after a linear warm-up from that floor. A jump straight back to a high rate when the targets change collapsed
+    the latent (KL to ~0, the output one mean face) in a first run."""
+    stage = stage_of(step, stage_steps)
+    start = sum(stage_steps[:stage])
+    progress = (step - start) / max(stage_steps[stage], 1)
+    peak = base * (FINE_TUNE_LR if stage else 1.0)
+    lr = peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    if stage and step - start < WARM_UP:
+        floor = 0.05 * (base if stage == 1 else base * FINE_TUNE_LR)
+        lr = floor + (lr - floor) * (step - start) / WARM_UP
+    return lr
+
+
 class VAEFaces(torch.utils.data.Dataset):
     """(image 3xSxS in [0, 1] RGB, face region 1xSxS in [0, 1]) at the network's size; random flips in training."""
 
@@ -158,15 +177,13 @@ def train(args: argparse.Namespace) -> int:
         for x, region in loader:
             stage = stage_of(step, stage_steps)
             network.symmetric = stage == 2
-            # cosine within each stage, restarting at the stage's start (each stage is a fine-tune of the last)
-            start = sum(stage_steps[:stage])
-            progress = (step - start) / max(stage_steps[stage], 1)
-            lr = args.lr * (0.5 if stage else 1.0) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+            lr = learning_rate(step, stage_steps, args.lr)
             for group in optimiser.param_groups:
                 group["lr"] = lr
             loss, parts = stage_loss(network(x), x, region, stage, args.ssim_weight, args.beta)
             optimiser.zero_grad()
             loss.backward()
+            nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimiser.step()
             step += 1
             if step % 20 == 0:
@@ -219,7 +236,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=64, help="crop size the network works at")
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--latent", type=int, default=16, help="latent channels (at size / 2^(levels - 1))")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=[1200, 350, 1100], metavar=("RECON", "FACE", "SYM"),
+    parser.add_argument("--stage-steps", type=int, nargs=3, default=[1200, 350, 2500], metavar=("RECON", "FACE", "SYM"),
                         help="training steps of the three stages")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
