@@ -88,17 +88,25 @@ def load_all_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner |
     """(finder, network filler or None, small-face completion_super_resolution model or None)."""
     names = list(config.models)
     shipped = available_models()
-    if not names:
+
+    def defaults() -> list[str]:
         if DEFAULT_FINDER not in shipped:
             raise UnveilError("no model given and no default model is shipped; pass --model PATH.onnx")
-        names = [DEFAULT_FINDER] + ([DEFAULT_SYMMETRY] if config.network in ("auto", "symmetry") and DEFAULT_SYMMETRY in shipped else [])
+        return [DEFAULT_FINDER] + ([DEFAULT_SYMMETRY] if config.network in ("auto", "symmetry") and DEFAULT_SYMMETRY in shipped else [])
+
+    if not names:
+        names = defaults()
     runners: dict[str, ModelRunner] = {}
     small: ModelRunner | None = None
-    for name in names:
+    queue = list(names)
+    while queue:
+        name = queue.pop(0)
         runner = ModelRunner(str(resolve_model(name)), config.provider, config.device_id, config.threads)
         kind = runner.contract.kind
         if kind == "completion_super_resolution" and small is None:
             small = runner
+            if not queue and not runners:   # only a small-face model given: the shipped defaults do the rest
+                queue = defaults()
             continue
         if kind in runners or kind not in ("occlusion_mask", "blind_completion", "symmetry_completion"):
             raise UnveilError(f"{name}: a second or unsupported model of kind {kind!r}; give at most one occlusion "

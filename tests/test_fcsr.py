@@ -318,3 +318,14 @@ def test_process_exports_each_tracks_faces_at_the_output_size(astronaut_bgr, tmp
         assert cv2.imread(str(path)).shape == (128, 128, 3)
     a = cv2.imread(str(next(faces.rglob("a.png"))))
     assert ((a[..., 1] > 200) & (a[..., 0] < 60) & (a[..., 2] < 60)).sum() > 50   # the painted hole
+
+
+@pytest.mark.skipif(not {"occlusion-lite", "symmetry-lite"} <= set(__import__("realtime.models").models.available_models()),
+                    reason="models not shipped")
+def test_a_small_face_model_alone_joins_the_shipped_finder_and_filler(tmp_path):
+    from realtime.pipeline import load_all_runners
+
+    finder, network, small = load_all_runners(PipelineConfig(models=(build_tiny_sr_model(tmp_path / "sr.onnx"),),
+                                                             provider="cpu"))
+    assert (finder.contract.kind, network.contract.kind, small.contract.kind) == (
+        "occlusion_mask", "symmetry_completion", "completion_super_resolution")
