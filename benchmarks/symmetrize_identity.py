@@ -102,7 +102,7 @@ def grid(rows: list[dict], path: Path, size: int = 160) -> None:
                         f"mirror error {row['mirror'][key]:.1f}"]
             cells.append(label(cell, text))
         lines.append(np.hstack(cells))
-    cv2.imwrite(str(path), np.vstack(lines))
+    cv2.imwrite(str(path), np.vstack(lines), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def main(argv: list[str] | None = None) -> int:
