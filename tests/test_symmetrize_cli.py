@@ -120,3 +120,16 @@ def test_missing_input_and_unwritable_output(tmp_path, face_photo, capsys):
     assert code == 2 and "does not exist" in text
     code, text = run_cli(["symmetrize", str(face_photo), "-o", str(tmp_path / "no" / "dir" / "o.png")], capsys)
     assert code == 2 and text.startswith("unveil: error:")
+
+
+@pytest.mark.slow
+def test_symmetrize_runs_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.modules['torch'] = None\nfrom cli.main import main\nimport cli.symmetrize, "
+            "realtime.symmetrize, gui.overlay\nprint(sorted(k for k in sys.modules if k.split('.')[0] in "
+            "('torch', 'trainer', 'exporters') and sys.modules[k] is not None))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

