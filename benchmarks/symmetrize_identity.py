@@ -16,7 +16,7 @@ as `unveil symmetrize` runs it per face, mesh scores included).
 
     python -m benchmarks.symmetrize_identity --vae runs/symmetry_vae/symmetry-vae.onnx --limit 200
 
-Writes report.json, report.md and grid.png (input | VAE output | VAE pasted back | landmark | crop-halves, each with
+Writes report.json, report.md and grid.jpg (input | VAE output | VAE pasted back | landmark | crop-halves, each with
 its identity distance and mirror error) into --out.
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ def grid(rows: list[dict], path: Path, size: int = 160) -> None:
                         f"mirror error {row['mirror'][key]:.1f}"]
             cells.append(label(cell, text))
         lines.append(np.hstack(cells))
-    cv2.imwrite(str(path), np.vstack(lines), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    cv2.imwrite(str(path), np.vstack(lines), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="dataset index whose validation split is used")
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--vae", default=None, help="the symmetrization model (.onnx); without it, landmark only")
-    parser.add_argument("--grid", type=int, default=8, help="rows in grid.png")
+    parser.add_argument("--grid", type=int, default=8, help="rows in grid.jpg")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "symmetrize")
     args = parser.parse_args(argv)
     if not identity.available():
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     write_markdown(report, args.out / "report.md")
     picked = rows[: args.grid]
-    grid(picked, args.out / "grid.png")
+    grid(picked, args.out / "grid.jpg")
     print(json.dumps({k: report[k] for k in ("measured_faces", "identity", "output_mirror_error", "speed_faces_per_s")},
                      indent=1))
     return 0
