@@ -331,7 +331,7 @@ def train(args: argparse.Namespace) -> int:
                 for group in opt_g.param_groups:   # joint fine-tunes: restarting at --lr destabilised it
                     group["lr"] = cosine(args.joint_lr if phase == "joint" else args.lr, done)
                 record["loss"] = float(generator_step(generator, parser, d_global, d_local, opt_g, opt_d, batch,
-                                                      phase, args, record))
+                                                      phase, args, record).detach())
             step += 1
             if step % args.log_every == 0:
                 rate = (step - first) / max(time.time() - started, 1e-6)
@@ -410,7 +410,7 @@ def generator_step(generator: FCSRNet, parser: FaceParser, d_global: nn.Module, 
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
-        record["d"] = float(d_loss)
+        record["d"] = float(d_loss.detach())
     return loss
 
 
