@@ -71,6 +71,9 @@ def test_fcsr_returns_a_face_four_times_larger_and_keeps_visible_pixels_at_the_s
     assert 3.0e6 < paper["completion"] < 4.0e6 and 1.0e6 < paper["super_resolution"] < 1.4e6  # the paper: 3.5M + 1.2M
     with pytest.raises(UnveilError):
         FCSRNet("huge")
+    from trainer.networks.fcsr import PRESETS
+
+    assert set(PRESETS) == {"lite", "paper"}   # the CLI lists them literally (its help must work without torch)
 
 
 def test_small_block_protocol_is_deterministic_and_covers_a_face_part():

@@ -426,7 +426,7 @@ def load_generator(checkpoint: Path) -> tuple[FCSRNet, dict]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data_cache/celeba128", help="prepared 128 px dataset (unveil prepare)")
     parser.add_argument("--out", default="runs/fcsr_lite", help="run folder (checkpoints, metrics)")
-    parser.add_argument("--preset", default="lite", choices=sorted(PRESETS))
+    parser.add_argument("--preset", default="lite", choices=("lite", "paper"), help="network size (trainer.networks.fcsr)")
     parser.add_argument("--parser-steps", type=int, default=300)
     parser.add_argument("--completion-steps", type=int, default=2500, help="stage 1: completion at 32 px")
     parser.add_argument("--sr-steps", type=int, default=800, help="stage 2a: super-resolution, completion frozen")
