@@ -48,12 +48,22 @@ def warp_mesh(source: np.ndarray, source_points: np.ndarray, target_points: np.n
     source). `only` (bool, box-sized) limits the work to the pixels that are needed.
     """
     _, _, triangles = load_topology()
+    return warp_triangles(source, source_points, target_points, triangles, box, only=only)
+
+
+def warp_triangles(source: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray,
+                   box: tuple[int, int, int, int], only: np.ndarray | None = None,
+                   usable: np.ndarray | None = None, border: int = cv2.BORDER_CONSTANT) -> tuple[np.ndarray, np.ndarray]:
+    """The piecewise-affine warp over any triangulation; `usable` (T,) bool leaves triangles out, `border` is the
+    OpenCV border mode for samples that fall outside `source`."""
     x0, y0, x1, y1 = box
     h, w = y1 - y0, x1 - x0
     index = triangle_index_map(target_points, triangles, box)
-    affines, usable = triangle_affines(source_points, target_points, triangles)
+    affines, kept = triangle_affines(source_points, target_points, triangles)
+    if usable is not None:
+        kept &= usable
     inside = index > 0
-    inside[inside] = usable[index[inside] - 1]
+    inside[inside] = kept[index[inside] - 1]
     if only is not None:
         inside &= only
     map_x = np.full((h, w), -1.0, np.float32)
@@ -64,7 +74,7 @@ def warp_mesh(source: np.ndarray, source_points: np.ndarray, target_points: np.n
         fx, fy = xs + x0, ys + y0
         map_x[ys, xs] = a[:, 0, 0] * fx + a[:, 0, 1] * fy + a[:, 0, 2]
         map_y[ys, xs] = a[:, 1, 0] * fx + a[:, 1, 1] * fy + a[:, 1, 2]
-    warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
     sh, sw = source.shape[:2]
     valid = inside & (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
     return warped, valid

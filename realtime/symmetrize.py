@@ -35,7 +35,7 @@ import numpy as np
 from realtime.align import estimate_similarity, five_points_from_mesh
 from realtime.errors import UnveilError
 from realtime.mesh_topology import delaunay, load_topology
-from realtime.mesh_warp import triangle_affines, triangle_index_map
+from realtime.mesh_warp import warp_triangles
 from realtime.regions import FACE_OVAL, polygon_mask
 
 MODES = ("blend", "left", "right")
@@ -142,31 +142,15 @@ def anchor_points(points: np.ndarray) -> np.ndarray:
     return anchors @ matrix[:, :2].T + matrix[:, 2]
 
 
-def warp_triangles(source: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray,
-                   box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def warp_without_slivers(source: np.ndarray, source_points: np.ndarray, target_points: np.ndarray,
+                         triangles: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Piecewise-affine warp of `source` (frame pixels) whose `source_points` land on `target_points`, over the
-    target `box`; returns (image over the box, bool valid map)."""
-    x0, y0, x1, y1 = box
-    h, w = y1 - y0, x1 - x0
-    index = triangle_index_map(target_points, triangles, box)
-    affines, usable = triangle_affines(source_points, target_points, triangles)
-    # slivers (under half a pixel of area) and folded triangles map a few pixels from far away: leave them to
-    # fill_gaps instead
-    usable &= (np.abs(signed_areas(target_points, triangles)) > 0.5) & (
-        np.sign(signed_areas(target_points, triangles)) == np.sign(signed_areas(source_points, triangles)))
-    inside = index > 0
-    inside[inside] = usable[index[inside] - 1]
-    map_x = np.full((h, w), -1.0, np.float32)
-    map_y = np.full((h, w), -1.0, np.float32)
-    ys, xs = np.nonzero(inside)
-    if len(ys):
-        a = affines[index[ys, xs] - 1]
-        fx, fy = xs + x0, ys + y0
-        map_x[ys, xs] = a[:, 0, 0] * fx + a[:, 0, 1] * fy + a[:, 0, 2]
-        map_y[ys, xs] = a[:, 1, 0] * fx + a[:, 1, 1] * fy + a[:, 1, 2]
-    warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    sh, sw = source.shape[:2]
-    valid = inside & (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
+    target `box`; returns (image over the box, bool valid map). Slivers (under half a pixel of area) and folded
+    triangles map a few pixels from far away: they are left out and their pixels filled from their neighbours."""
+    target_areas, source_areas = signed_areas(target_points, triangles), signed_areas(source_points, triangles)
+    usable = (np.abs(target_areas) > 0.5) & (np.sign(target_areas) == np.sign(source_areas))
+    warped, valid = warp_triangles(source, source_points, target_points, triangles, box, usable=usable,
+                                   border=cv2.BORDER_REPLICATE)
     return fill_gaps(warped, valid)
 
 
@@ -240,7 +224,7 @@ def symmetrize_face(image: np.ndarray, points: np.ndarray, mode: str = "blend") 
     if x1 - x0 < 4 or y1 - y0 < 4:
         raise UnveilError("the face lies outside the image")
     # A: the face warped onto the symmetric mesh (with the ring of anchors fixed)
-    warped, valid = warp_triangles(image, np.concatenate([pts, anchors]), np.concatenate([sym, anchors]), triangles, box)
+    warped, valid = warp_without_slivers(image, np.concatenate([pts, anchors]), np.concatenate([sym, anchors]), triangles, box)
     original = image[y0:y1, x0:x1]
     base = np.where(valid[..., None], warped, original)
     # R(A): its mirror image about the mid-line (the reflection is its own inverse)
@@ -272,7 +256,7 @@ def symmetrize_face(image: np.ndarray, points: np.ndarray, mode: str = "blend") 
     appearance = float(difference[both].mean()) if both.any() else 0.0
     sym_map = np.where(both, difference, 0.0).astype(np.float32)
     # the map back onto the input face: warp it from the symmetric mesh to the input mesh
-    back, back_ok = warp_triangles(sym_map, np.concatenate([sym, anchors]) - (x0, y0),
+    back, back_ok = warp_without_slivers(sym_map, np.concatenate([sym, anchors]) - (x0, y0),
                                    np.concatenate([pts, anchors]), triangles, box)
     asymmetry_map = np.where(back_ok, back, 0.0).astype(np.float32)
     return FaceSymmetry(box=box, image=out_image, weight=weight, asymmetry_map=asymmetry_map, line=line,
