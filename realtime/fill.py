@@ -47,7 +47,7 @@ class FillConfig:
     # A hole region that memory fills and whose pixels already look like the remembered face (median and 90th
     # percentile of the largest channel difference at or below these levels) is not covered: it is left as it is.
     agree: float = 8.0         # 0 = off
-    agree_p90: float = 35.0
+    agree_p90: float = 50.0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def __post_init__(self) -> None:

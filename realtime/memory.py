@@ -79,6 +79,10 @@ def make_entry(image: np.ndarray, landmarks: np.ndarray, occluded: np.ndarray | 
     return MemoryEntry(image[y0:y1, x0:x1].copy(), points, oval & ~doubted, key, index, cleared)
 
 
+def cleared_area(entry: MemoryEntry) -> int:
+    return 0 if entry.cleared is None else int(entry.cleared.sum())
+
+
 @dataclass
 class FaceMemory:
     """The memory of one track (or the reference face, seeded from a photo)."""
@@ -96,7 +100,10 @@ class FaceMemory:
         distances = [float(np.linalg.norm(e.key - entry.key)) for e in self.entries]
         if distances and min(distances) < self.config.key_radius:
             nearest = int(np.argmin(distances))
-            if known >= 0.98 * self.entries[nearest].known.sum():
+            old = self.entries[nearest]
+            # an entry that cleared places the finder doubts is the evidence that they are face: keep it
+            keeps_evidence = cleared_area(entry) >= 0.9 * cleared_area(old)
+            if known >= 0.98 * old.known.sum() and keeps_evidence:
                 self.entries[nearest] = entry
             return
         if len(self.entries) >= self.config.max_entries:
@@ -125,4 +132,5 @@ class FaceMemory:
         return [int(i) for i in np.argsort(distances)[:count]]
 
     def nbytes(self) -> int:
-        return sum(e.patch.nbytes + e.known.nbytes + e.points.nbytes for e in self.entries)
+        return sum(e.patch.nbytes + e.known.nbytes + e.points.nbytes + (0 if e.cleared is None else e.cleared.nbytes)
+                   for e in self.entries)

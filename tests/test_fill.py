@@ -223,3 +223,19 @@ def test_memory_remembers_what_was_judged_covered_apart_from_what_is_unsure(astr
     assert not entry.cleared[cy - 5:cy + 5, cx - 5:cx + 5].any()          # judged covered
     assert entry.cleared[cy - 25:cy - 15, cx - 25:cx - 15].all()          # doubted, judged not covered: cleared
     assert not entry.cleared[entry.known].any()                           # never doubted: not "cleared" either
+
+
+def test_an_entry_that_cleared_doubted_places_is_not_replaced_by_one_that_did_not():
+    def entry(index, cleared):
+        known = np.ones((4, 4), bool)
+        doubted = np.zeros((4, 4), bool)
+        doubted.ravel()[:cleared] = True
+        return MemoryEntry(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 2), np.float32), known,
+                           np.zeros(5), index, doubted)
+
+    memory = FaceMemory(MemoryConfig(max_entries=3, key_radius=0.05))
+    memory.remember(entry(0, cleared=6))
+    memory.remember(entry(1, cleared=2))     # same pose, but the finder's doubts there were judged covered this time
+    assert [e.index for e in memory.entries] == [0]
+    memory.remember(entry(2, cleared=6))     # same pose, as much evidence: the newer one wins
+    assert [e.index for e in memory.entries] == [2]
