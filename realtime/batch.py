@@ -28,6 +28,7 @@ import av
 from tqdm import tqdm
 
 from realtime.errors import UnveilError
+from realtime.sources import video_info_from_stream
 
 if TYPE_CHECKING:  # the pipeline's imports (mediapipe, onnxruntime) load only where a video is processed
     from realtime.pipeline import PipelineConfig
@@ -207,14 +208,9 @@ def estimated_frames(video: Path) -> int:
     """A quick frame count from the header (for the progress bar's total); 0 when unknown or unreadable."""
     try:
         with av.open(str(video)) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            if stream.duration is not None and stream.time_base and stream.average_rate:
-                return round(float(stream.duration * stream.time_base * stream.average_rate))
+            return video_info_from_stream(container, container.streams.video[0]).frame_count
     except (av.error.FFmpegError, OSError, ValueError, IndexError):
-        pass
-    return 0
+        return 0
 
 
 # ---------------------------------------------------------------------------------------------------------------

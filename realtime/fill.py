@@ -31,6 +31,7 @@ from realtime.small_faces import complete_small, is_small
 FILLERS = ("none", "memory", "mirror", "network", "inpaint")
 FILLER_CODE = {name: code for code, name in enumerate(FILLERS)}
 ORDERS = ("memory", "mirror", "network", "inpaint")
+CLEARED_SHARE = 0.8   # a hole region is compared with memory only where memory cleared this much of it
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ class FillConfig:
     # faces whose eyes are closer than this (frame pixels) are painted by a completion_super_resolution model, when
     # one is loaded (realtime.small_faces); every other face is filled exactly as without it
     small_face_eyes: float = 30.0
-    # A hole region that memory fills and whose pixels already look like the remembered face (median and 90th
-    # percentile of the largest channel difference at or below these levels) is not covered: it is left as it is.
+    # A hole region the finder doubted before, where it was judged clean, and whose pixels look as remembered then
+    # (median and 90th percentile of the difference at or below these levels) is not covered: it is left as it is.
     agree: float = 8.0         # 0 = off
     agree_p90: float = 50.0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
@@ -152,6 +153,9 @@ def agreeing_regions(patch: np.ndarray, fill: np.ndarray, hole: np.ndarray, clea
     """The hole's regions that the finder doubted before, where they were judged not covered, and that look now as
     they looked then (`fill`: the remembered face): nothing covers the face there (glasses, a nose, lips the finder
     misreads again and again). A new occluder over a place the finder never doubted is never let through."""
+    uncovered = np.zeros_like(hole)
+    if not cleared[hole].any():
+        return uncovered   # the usual case: no evidence, nothing to compare
     count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
     # A pixel is explained by the remembered face when its colour lies within the range of the remembered pixels
     # around it: the warp is off by a pixel or two on thin, sharp structures (glasses' rims, lashes, lip edges).
@@ -160,10 +164,9 @@ def agreeing_regions(patch: np.ndarray, fill: np.ndarray, hole: np.ndarray, clea
     above = current - cv2.dilate(fill, near).astype(np.int16)
     below = cv2.erode(fill, near).astype(np.int16) - current
     difference = np.maximum(np.maximum(above, below), 0).max(axis=2)
-    uncovered = np.zeros_like(hole)
     for label in range(1, count):
         region = labels == label
-        if cleared[region].mean() < 0.8:
+        if cleared[region].mean() < CLEARED_SHARE:
             continue
         levels = difference[region]
         if np.median(levels) <= median_levels and np.percentile(levels, 90) <= p90_levels:
@@ -365,8 +368,8 @@ class FillStage:
                 tried[index] = Warped(warped[..., :3], valid, cleared,
                                       ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf"),
                                       ring_mismatch(patch, warped[..., :3], ring & inside))
-            if look is None:
-                clearing = [i for i in tried if (tried[i].cleared & hole).sum() >= 0.8 * hole.sum()]
+            if look is None and self.config.agree > 0:
+                clearing = [i for i in tried if (tried[i].cleared & hole).sum() >= CLEARED_SHARE * hole.sum()]
                 if clearing:
                     best_look = min(clearing, key=lambda i: tried[i].look_mismatch)
                     look, look_cleared = matched(patch, tried[best_look].image, tried[best_look].cleared, ring)

@@ -34,6 +34,19 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UnveilError(f"{path} is not an Unveil checkpoint ({type(exc).__name__}: {str(exc)[:150]})") from None
 
 
+def read_run(path: Path) -> dict:
+    """A standalone trainer's own checkpoint (train-segmenter, train-vae, train-fcsr), trusted: it holds settings
+    beside the tensors."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_parts(state: dict, parts: dict) -> int:
+    """Load each part (a network or an optimiser) from `state` under its key; returns the step it was saved at."""
+    for key, part in parts.items():
+        part.load_state_dict(state[key])
+    return int(state["step"])
+
+
 def rotate_checkpoints(folder: Path, keep: int) -> None:
     steps = sorted(folder.glob("step_*.pt"))
     for old in steps[:-keep] if keep > 0 else []:

@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from realtime.errors import UnveilError
 from trainer import metrics
+from trainer.checkpoints import load_parts, read_run, save_checkpoint
 from trainer.data import FaceStore, flip_face
 from trainer.face_parsing import FaceParser, labels_tensor, parsing_accuracy
 from trainer.networks.fcsr import PRESETS, FCSRNet
@@ -255,11 +256,6 @@ def validate(generator: FCSRNet, batch: dict[str, torch.Tensor]) -> dict[str, fl
             "psnr_hole": float(metrics.psnr(out, target, hole).nanmean())}
 
 
-def save(path: Path, state: dict) -> None:
-    torch.save(state, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-
-
 def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -277,17 +273,11 @@ def train(args: argparse.Namespace) -> int:
     step = 0
     checkpoint = out / "last.pt"
     if args.resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = read_run(checkpoint)
         if state["preset"] != args.preset:
             raise UnveilError(f"{checkpoint} holds preset {state['preset']!r}, not {args.preset!r}")
-        generator.load_state_dict(state["generator"])
-        parser.load_state_dict(state["parser"])
-        d_global.load_state_dict(state["d_global"])
-        d_local.load_state_dict(state["d_local"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_p.load_state_dict(state["opt_p"])
-        opt_d.load_state_dict(state["opt_d"])
-        step = int(state["step"])
+        step = load_parts(state, {"generator": generator, "parser": parser, "d_global": d_global, "d_local": d_local,
+                                  "opt_g": opt_g, "opt_p": opt_p, "opt_d": opt_d})
         print(f"resumed at step {step}", flush=True)
 
     def state_dict() -> dict:
@@ -343,14 +333,14 @@ def train(args: argparse.Namespace) -> int:
                 print(f"{shown} ({rate:.2f} steps/s)", flush=True)
             end_of_phase = step == phase_start + phase_steps
             if step % args.checkpoint_every == 0 or end_of_phase:
-                save(checkpoint, state_dict())
+                save_checkpoint(checkpoint, state_dict())
             if end_of_phase and phase != "parser":
                 scores = validate(generator, val)
                 log.write(json.dumps({"step": step, "phase": phase, "end": True,
                                       **{f"val_{k}": v for k, v in scores.items()}}) + "\n")
                 log.flush()
                 print(f"end of {phase}: {scores}", flush=True)
-    save(checkpoint, state_dict())
+    save_checkpoint(checkpoint, state_dict())
     print(f"stopped at step {step} of {sum(s for _, s in plan)}", flush=True)
     return 0
 
@@ -417,7 +407,7 @@ def generator_step(generator: FCSRNet, parser: FaceParser, d_global: nn.Module, 
 def load_generator(checkpoint: Path) -> tuple[FCSRNet, dict]:
     if not Path(checkpoint).is_file():
         raise UnveilError(f"checkpoint not found: {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_run(checkpoint)
     generator = FCSRNet(state["preset"], int(state["crop_size"]), int(state["scale"]))
     generator.load_state_dict(state["generator"])
     return generator.eval(), state

@@ -27,6 +27,7 @@ from torch import nn
 
 from realtime.errors import UnveilError
 from realtime.regions import remove_specks
+from trainer.checkpoints import load_parts, read_run, save_checkpoint
 from trainer.cutouts import Cutout, load_cutouts, place_cutout, split_cutouts
 from trainer.data import FaceStore, flip_face, image_to_tensor
 from trainer.networks.segmenter import OcclusionSegmenter
@@ -283,10 +284,7 @@ def train(args: argparse.Namespace) -> int:
     step = 0
     checkpoint = out / "last.pt"
     if args.resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        network.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step = int(state["step"])
+        step = load_parts(read_run(checkpoint), {"model": network, "optimiser": optimiser})
         print(f"resumed at step {step}", flush=True)
     data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed + step,
                          glasses_fraction=args.glasses_fraction)
@@ -311,9 +309,8 @@ def train(args: argparse.Namespace) -> int:
                 log.flush()
                 print(f"step {step}/{args.steps} loss {float(loss):.4f} lr {lr:.2e} ({rate:.2f} steps/s)", flush=True)
             if step % args.checkpoint_every == 0 or step >= args.steps:
-                torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                            "widths": list(args.widths)}, out / "last.tmp")
-                (out / "last.tmp").replace(checkpoint)
+                save_checkpoint(checkpoint, {"model": network.state_dict(), "optimiser": optimiser.state_dict(),
+                                             "step": step, "widths": list(args.widths)})
             if step >= args.steps:
                 break
     print(f"trained {step} steps", flush=True)
@@ -323,7 +320,7 @@ def train(args: argparse.Namespace) -> int:
 def load_network(checkpoint: Path, crop_size: int = 128) -> OcclusionSegmenter:
     if not checkpoint.is_file():
         raise UnveilError(f"checkpoint not found: {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_run(checkpoint)
     network = OcclusionSegmenter(crop_size, tuple(state.get("widths", (16, 32, 64, 128))))
     network.load_state_dict(state["model"])
     return network.eval()

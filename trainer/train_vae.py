@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from realtime.errors import UnveilError
+from trainer.checkpoints import load_parts, read_run, save_checkpoint
 from trainer.data import FaceStore, flip_face
 from trainer.metrics import ssim_map
 from trainer.networks.symmetry_vae import SymmetryVAE, kl_divergence
@@ -138,12 +139,6 @@ def build_network(args_or_state: dict) -> SymmetryVAE:
     return SymmetryVAE(int(args_or_state["size"]), tuple(args_or_state["widths"]), int(args_or_state["latent"]))
 
 
-def save_checkpoint(out: Path, network: nn.Module, optimiser, step: int, settings: dict) -> None:
-    torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict(), "step": step, **settings},
-               out / "last.tmp")
-    (out / "last.tmp").replace(out / "last.pt")
-
-
 def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -161,10 +156,7 @@ def train(args: argparse.Namespace) -> int:
     step = 0
     checkpoint = out / "last.pt"
     if args.resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        network.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step = int(state["step"])
+        step = load_parts(read_run(checkpoint), {"model": network, "optimiser": optimiser})
         torch.manual_seed(args.seed + step)
         print(f"resumed at step {step}", flush=True)
     data = VAEFaces(store, "train", args.size)
@@ -194,7 +186,8 @@ def train(args: argparse.Namespace) -> int:
                       f"kl {parts['kl']:.3f}) lr {lr:.2e} ({rate:.2f} steps/s)", flush=True)
             out_of_time = args.max_minutes and (time.time() - started) > 60.0 * args.max_minutes
             if step % args.checkpoint_every == 0 or step >= total or out_of_time:
-                save_checkpoint(out, network, optimiser, step, settings)
+                save_checkpoint(checkpoint, {"model": network.state_dict(), "optimiser": optimiser.state_dict(),
+                                             "step": step, **settings})
             if out_of_time:
                 print(f"stopped at step {step} after {args.max_minutes} minutes; --resume continues", flush=True)
                 return 0
@@ -208,7 +201,7 @@ def load_network(checkpoint: Path) -> tuple[SymmetryVAE, dict]:
     """The trained network in eval mode with its symmetric output on, and the checkpoint's settings."""
     if not Path(checkpoint).is_file():
         raise UnveilError(f"checkpoint not found: {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_run(checkpoint)
     network = build_network(state)
     network.load_state_dict(state["model"])
     network.symmetric = True
