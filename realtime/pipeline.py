@@ -23,7 +23,7 @@ from realtime.detect import DetectorConfig, FaceDetector
 from realtime.errors import UnveilError
 from realtime.fill import FillConfig, FillStage
 from realtime.find import FindConfig, FindStage
-from realtime.hands import HandsStage
+from realtime.find.hands import HandsStage
 from realtime.models import DEFAULT_FINDER, DEFAULT_SYMMETRY, available_models, resolve_model
 from realtime.runner import ModelRunner
 from realtime.stages import AlignStage, BlendStage, DetectStage, TrackStage

@@ -1,6 +1,6 @@
 """The pipeline's stages. Each has a `name` and one job: `process(frame) -> frame`, adding its own part.
 
-detect, track, align and blend live here; find (realtime/find.py) decides the occlusion mask, fill
+detect, track, align and blend live here; find (realtime/find/) decides the occlusion mask, fill
 (realtime/fill.py) makes the face behind it. They are wired together in one place, realtime/pipeline.py. A stage's settings live in a frozen config that the
 viewer may swap between frames (`stage.config = replace(stage.config, ...)`): changes apply on the next frame.
 """

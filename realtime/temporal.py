@@ -3,7 +3,7 @@
 A face's crop moves with the face; state kept from the previous frame in crop coordinates (a mask history, a
 recurrent model's output) is moved onto the current crop by the change of alignment M_t . M_{t-1}^-1 before it is
 used (`alignment_change`, `warp_crop_image`). `motion_of` says how far the face moved, `is_scene_cut` whether the
-visible face is still the same. The find stage (realtime/find.py) keeps its mask history with these.
+visible face is still the same. The find stage (realtime/find/) keeps its mask history with these.
 """
 from __future__ import annotations
 

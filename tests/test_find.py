@@ -10,7 +10,7 @@ import pytest
 
 from realtime.find import FindConfig, connected_to, decide
 from realtime.frame import Frame
-from realtime.hands import hand_mask
+from realtime.find.hands import hand_mask
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.regions import face_region, remove_specks
 from tests.tiny_models import OCCLUDER_BGR, build_blind_model
@@ -201,7 +201,7 @@ def test_an_occluded_face_the_detector_loses_is_carried_but_not_across_a_cut(tin
 
 
 def test_hands_run_on_every_other_video_frame_and_their_result_is_kept_between():
-    from realtime.hands import HandsStage
+    from realtime.find.hands import HandsStage
 
     class CountingHands:
         calls = 0

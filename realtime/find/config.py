@@ -1,0 +1,22 @@
+"""The find stage's settings (one record, passed in; realtime.options builds it from the command line)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FindConfig:
+    threshold: float | None = None   # finder probability for "covered"; None = the model contract's (or 0.5)
+    min_area: float = 0.0015         # smallest region kept, as a fraction of the crop's area
+    video: bool = True               # frames are a sequence: masks persist per track (False: unrelated photos)
+    persist_frames: int = 2          # in video, a new region must be seen in 2 consecutive frames (1 = at once)...
+    confident: float = 0.97          # ...unless the finder's mean probability over it is at least this (and at
+                                     # least halfway from the threshold to 1)
+    off_ratio: float = 0.6           # an occlusion stays on while the finder is above off_ratio x threshold
+    dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
+    hands: bool = True               # mediapipe Hands evidence (the hands stage finds them, find/hands.py)
+    hands_every: int = 2             # the hands stage runs Hands on every n-th frame of a video, keeps hands between
+    max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped
+    max_coast: int = 6               # an occluded track the detector lost is carried this many frames at its place
+    fast_motion: float = 0.25        # alignment change (crop fraction) beyond which history is dropped
+    scene_cut: float = 30.0          # mean grey change of the visible face that drops the history
