@@ -37,10 +37,10 @@ from realtime import regions
 from realtime.regions import FACE_OVAL
 from realtime.scheduler import run_stages
 from realtime.sources import VideoFileSource, list_images, read_image
+from trainer.people_split import clips_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-DEFAULT_CLIPS = SHARED / "videos"
 DEFAULT_PHOTOS = SHARED / "faces" / "celeba"
 DEFAULT_INDEX = ROOT / "data_cache" / "celeba128" / "index.npz"
 
@@ -403,7 +403,9 @@ def clip_totals(per_clip: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("clips", nargs="*", help=f"clean clips (default {DEFAULT_CLIPS}/*.mp4)")
+    p.add_argument("clips", nargs="*", help="clean clips (default: the clean clips of --side's people)")
+    p.add_argument("--side", default="report", choices=("report", "calibrate", "train"),
+                   help="which people of splits/people.json (default report: nothing is tuned on them)")
     p.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="folder of clean CelebA photos")
     p.add_argument("--index", default=str(DEFAULT_INDEX), help="cache index whose `val` files are the photos to use")
     p.add_argument("--limit", type=int, default=500, help="photos to run")
@@ -418,10 +420,10 @@ def main(argv: list[str] | None = None) -> int:
 
     clips: list[Path] = []
     if not args.no_clips:
-        clips = [Path(c) for c in args.clips] if args.clips else sorted(DEFAULT_CLIPS.glob("*.mp4"))
+        clips = [Path(c) for c in args.clips] if args.clips else [SHARED / c.path for c in clips_of(args.side, clean=True)]
         missing = [str(c) for c in clips if not c.is_file()]
         if not clips or missing:
-            print(f"error: clean clips not found: {', '.join(missing) or str(DEFAULT_CLIPS / '*.mp4')}", file=sys.stderr)
+            print(f"error: clean clips not found: {', '.join(missing) or str(SHARED)}", file=sys.stderr)
             return 2
     photos_dir = Path(args.photos)
     if not args.no_photos and not photos_dir.is_dir():
@@ -436,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         mode = probe.mode
         probe.close()
         out.mkdir(parents=True, exist_ok=True)
-        report: dict = {"mode": mode, "models": list(args.model) or "shipped default", "visible_level": VISIBLE}
+        report: dict = {"mode": mode, "models": list(args.model) or "shipped default", "visible_level": VISIBLE,
+                        "people": "given clips" if args.clips else f"{args.side} side of splits/people.json"}
         if clips:
             per_clip = [evaluate_clip(c, video_config, args.frames, out) for c in clips]
             report["clips"] = {"per_clip": per_clip, "total": clip_totals(per_clip), "max_frames": args.frames,

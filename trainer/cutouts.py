@@ -100,12 +100,13 @@ def split_cutouts(cutouts: list[Cutout], every: int = 5) -> tuple[list[Cutout], 
     return [c for c in cutouts if c.source not in held], [c for c in cutouts if c.source in held]
 
 
-def place_cutout(image: np.ndarray, cutout: Cutout, rng: np.random.Generator, points5: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def place_cutout(image: np.ndarray, cutout: Cutout, rng: np.random.Generator, points5: np.ndarray,
+                 natural: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Paste a cutout over an aligned face crop (RGB); returns (occluded image, float32 mask, 1 = occluded).
 
     Face masks sit on the lower face (nose to chin), scaled to the face's width; hands and objects are scaled to
     a third to most of the face and centred anywhere on it, some reaching in from the edge, rotated and flipped.
+    `natural`: lit, coloured and blurred like the frame (`naturalise`).
     """
     size = image.shape[0]
     eyes = (points5[0] + points5[1]) / 2
@@ -131,9 +132,61 @@ def place_cutout(image: np.ndarray, cutout: Cutout, rng: np.random.Generator, po
     layer_alpha = cv2.warpAffine(np.ascontiguousarray(alpha), matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
     layer = cv2.warpAffine(np.ascontiguousarray(colour), matrix, (size, size), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    layer *= rng.uniform(0.75, 1.2)  # the occluder's lighting differs from the photo's
+    if natural:
+        layer, layer_alpha = naturalise(layer, layer_alpha, image, points5, cutout.kind, rng)
+    else:
+        layer *= rng.uniform(0.75, 1.2)  # the occluder's lighting differs from the photo's
     a = layer_alpha[..., None]
     out = np.clip(np.rint(image.astype(np.float32) * (1 - a) + layer * a), 0, 255).astype(np.uint8)
     mask = (layer_alpha > LABEL_ALPHA).astype(np.float32)
     out[layer_alpha <= 0.02] = image[layer_alpha <= 0.02]
     return out, mask
+
+
+def face_skin(image: np.ndarray, points5: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 Lab pixels of the cheeks and nose (between the eyes and the mouth) of an RGB crop."""
+    eyes_y = (points5[0][1] + points5[1][1]) / 2
+    mouth_y = (points5[3][1] + points5[4][1]) / 2
+    x0, x1 = int(points5[0][0]), int(points5[1][0])
+    y0, y1 = int(eyes_y + 0.25 * (mouth_y - eyes_y)), int(mouth_y - 0.2 * (mouth_y - eyes_y))
+    patch = image[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)]
+    if patch.size == 0:
+        patch = image
+    return cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
+
+
+def naturalise(layer: np.ndarray, alpha: np.ndarray, image: np.ndarray, points5: np.ndarray, kind: str,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An occluder layer (float RGB) as the frame's camera would show it: a hand takes on most of the face's own
+    skin colour and light (the hand in front of a face is that person's, under the same light, so colour alone
+    must not give it away), every occluder gets a light gradient across it, and some are defocused or
+    motion-blurred like a hand near the camera (alpha blurred with it)."""
+    size = layer.shape[0]
+    inside = alpha > 0.5
+    if inside.sum() >= 16:
+        lab = cv2.cvtColor(np.clip(layer, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+        skin = face_skin(image, points5)
+        own_mean, own_std = lab[inside].mean(0), lab[inside].std(0) + 1e-3
+        skin_mean, skin_std = skin.mean(0), skin.std(0) + 1e-3
+        strength = rng.uniform(0.6, 1.0) if kind == "hand" else rng.uniform(0.0, 0.5)
+        target_mean = own_mean + strength * (skin_mean - own_mean)
+        target_std = own_std * (1 - strength) + strength * np.clip(skin_std, 0.5 * own_std, 1.5 * own_std)
+        lab = (lab - own_mean) / own_std * target_std + target_mean
+        layer = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    angle = rng.uniform(0, 2 * np.pi)
+    shade = 1.0 + rng.uniform(0.0, 0.6) * (np.cos(angle) * xx + np.sin(angle) * yy)
+    layer = layer * (shade * rng.uniform(0.8, 1.15))[..., None]
+    draw = rng.random()
+    if draw < 0.3:  # defocus: the occluder is nearer the camera than the face
+        sigma = rng.uniform(0.6, 2.0)
+        layer, alpha = cv2.GaussianBlur(layer, (0, 0), sigma), cv2.GaussianBlur(alpha, (0, 0), sigma)
+    elif draw < 0.45:  # motion blur along a random direction
+        length = int(rng.integers(3, 9))
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2] = 1.0 / length
+        kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5),
+                                                                rng.uniform(0, 180), 1.0), (length, length))
+        kernel /= max(kernel.sum(), 1e-6)
+        layer, alpha = cv2.filter2D(layer, -1, kernel), cv2.filter2D(alpha, -1, kernel)
+    return layer, alpha

@@ -85,6 +85,7 @@ class PrepareConfig:
     limit: int | None = None     # only the first N files (sorted by name)
     min_score: float = 0.5
     min_eye_distance: float = 8.0  # source pixels between the eye centres; smaller faces would be mostly upsampling
+    val_identities: tuple[str, ...] | None = None  # exactly these identities are validation (else val_fraction)
 
     def stored_settings(self) -> dict:
         """What must stay the same for a resumed run to append to the same files."""
@@ -313,7 +314,10 @@ def finalize(out_dir: Path, config: PrepareConfig, images_dir: Path, identity_cs
             missing += 1 if identities else 0
             ident = f"file:{f}"  # its own group: identity-disjointness still holds
         groups.append(ident)
-    val = split_validation(groups, config.val_fraction, config.seed)
+    if config.val_identities is not None:
+        val = np.array([g in set(config.val_identities) for g in groups], bool)
+    else:
+        val = split_validation(groups, config.val_fraction, config.seed)
     np.savez_compressed(
         out_dir / "index.npz",
         offsets=np.array([r.offset for r in ok], np.int64),
@@ -333,7 +337,8 @@ def finalize(out_dir: Path, config: PrepareConfig, images_dir: Path, identity_cs
         "landmark_dtype": "float16",
         "source": str(images_dir),
         "identity_file": str(identity_csv) if identity_csv else None,
-        "split": {"by": "identity" if identity_csv else "file", "val_fraction": config.val_fraction, "seed": config.seed},
+        "split": {"by": "identity" if identity_csv else "file", "val_fraction": config.val_fraction, "seed": config.seed,
+                  "val_identity_list": list(config.val_identities) if config.val_identities is not None else None},
         "counts": {
             "files": len(records), "faces": len(ok), "no_face": no_face, "unreadable": unreadable,
             "train": int((~val).sum()), "val": int(val.sum()),
@@ -447,6 +452,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity", type=Path, default=None, metavar="CSV",
                         help="CSV file,identity: train/val split keeps each identity on one side")
     parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--val-identities", type=Path, default=None, metavar="TXT",
+                        help="a file with one identity per line: exactly these are validation (with --identity)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (by name)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     parser.add_argument("--format", dest="image_format", default="jpeg", choices=["jpeg", "webp"])
@@ -463,10 +470,18 @@ def run(args: argparse.Namespace) -> int:
         raise UnveilError(f"unknown template {args.template!r} (known: {', '.join(TEMPLATES)})")
     if not 1 <= args.quality <= 100:
         raise UnveilError(f"--quality must be in 1..100, got {args.quality}")
+    val_identities = None
+    if args.val_identities is not None:
+        if args.identity is None:
+            raise UnveilError("--val-identities needs --identity")
+        try:
+            val_identities = tuple(line.strip() for line in args.val_identities.read_text().splitlines() if line.strip())
+        except OSError as exc:
+            raise UnveilError(f"cannot read {args.val_identities}: {exc.strerror}") from None
     config = PrepareConfig(crop_size=args.size, margin=args.margin, template=args.template,
                            image_format=args.image_format, quality=args.quality, val_fraction=args.val_fraction,
                            seed=args.seed, limit=args.limit, min_score=args.min_score,
-                           min_eye_distance=args.min_eye_distance)
+                           min_eye_distance=args.min_eye_distance, val_identities=val_identities)
     report, meta = prepare(args.images_dir, args.output, config, args.identity)
     print(format_report(report, meta, args.output))
     return 0

@@ -34,7 +34,10 @@ from trainer.networks.segmenter import OcclusionSegmenter
 from trainer.occlusion import OcclusionSynth
 from realtime.align import template_points
 
-EVAL_PROTOCOLS = ("rect", "text", "centre", "realistic", "cutouts")
+EVAL_PROTOCOLS = ("rect", "text", "centre", "half", "realistic", "cutouts")
+# What a synthetic occluder is drawn from (the rest of a batch: clean faces and real cutouts).
+MIX_WEIGHTS = {"rect": 0.15, "text": 0.25, "centre": 0.1, "half": 0.1, "realistic": 0.4}
+HAND_SHARE = 0.6  # of the real cutouts drawn: hands (the commonest real occluder; few hand files beside many objects)
 # The synthetic occluders the segmenter learns. No sunglasses: glasses are part of the face (a first model trained
 # with them marked clear glasses' frames on real clips), and few poles (thin dark strands read as hair).
 REALISTIC_WEIGHTS = {"hand": 0.2, "microphone": 0.12, "face_mask": 0.15, "subtitle": 0.2, "watermark": 0.1,
@@ -121,16 +124,19 @@ class SegmenterData(torch.utils.data.Dataset):
     """Training items: (input image tensor, mask tensor). A fresh draw per call, seeded from torch's RNG."""
 
     def __init__(self, store: FaceStore, cutouts: list[Cutout], clean_fraction: float = 0.4,
-                 cutout_fraction: float = 0.3, seed: int = 0, glasses_fraction: float = 0.0):
+                 cutout_fraction: float = 0.3, seed: int = 0, glasses_fraction: float = 0.0, natural: bool = True):
         self.store, self.cutouts = store, cutouts
         self.items = store.indices("train")
         self.clean_fraction, self.cutout_fraction, self.seed = clean_fraction, cutout_fraction, seed
         self.glasses_fraction = glasses_fraction  # faces given clear glasses (not an occlusion)
+        self.natural = natural  # cutouts lit, coloured and blurred like the frame (trainer.cutouts.naturalise)
+        self.hands = [c for c in cutouts if c.kind == "hand"]
+        self.others = [c for c in cutouts if c.kind != "hand"] or self.hands
         meta = store.meta
         self.points5 = template_points(store.crop_size, meta["template"], meta["margin"])
         self.synth = OcclusionSynth("mix", store.crop_size, seed=seed, template=meta["template"], margin=meta["margin"],
                                     colour_order="rgb", clean_fraction=0.0,
-                                    mix_weights={"rect": 0.25, "text": 0.25, "realistic": 0.5},
+                                    mix_weights=MIX_WEIGHTS,
                                     realistic_weights=REALISTIC_WEIGHTS)
 
     def __len__(self) -> int:
@@ -151,7 +157,8 @@ class SegmenterData(torch.utils.data.Dataset):
         if draw < self.clean_fraction:
             occluded, mask = image, np.zeros(image.shape[:2], np.float32)
         elif draw < self.clean_fraction + self.cutout_fraction:
-            occluded, mask = place_cutout(image, self.cutouts[int(rng.integers(len(self.cutouts)))], rng, self.points5)
+            pool = self.hands if self.hands and rng.random() < HAND_SHARE else self.others
+            occluded, mask = place_cutout(image, pool[int(rng.integers(len(pool)))], rng, self.points5, self.natural)
         else:
             occlusion = self.synth.sample(image, rng)
             occluded, mask = occlusion.image, occlusion.mask
@@ -185,7 +192,7 @@ def validation_set(store: FaceStore, cutouts: list[Cutout], per_protocol: int, s
             if protocol == "clean":
                 occluded, mask = image, np.zeros((size, size), np.float32)
             elif protocol == "cutouts":
-                occluded, mask = place_cutout(image, cutouts[k % len(cutouts)], rng, points5)
+                occluded, mask = place_cutout(image, cutouts[k % len(cutouts)], rng, points5, natural=True)
             else:
                 synth = OcclusionSynth(protocol, size, seed=seed, template=meta["template"], margin=meta["margin"],
                                        colour_order="rgb")
@@ -286,6 +293,11 @@ def train(args: argparse.Namespace) -> int:
     if args.resume and checkpoint.is_file():
         step = load_parts(read_run(checkpoint), {"model": network, "optimiser": optimiser})
         print(f"resumed at step {step}", flush=True)
+    elif args.init:
+        from trainer.onnx_weights import state_dict_from_onnx
+
+        network.load_state_dict(state_dict_from_onnx(args.init))
+        print(f"warm start from {args.init}", flush=True)
     data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed + step,
                          glasses_fraction=args.glasses_fraction)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True, num_workers=args.workers,
@@ -391,6 +403,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--init", metavar="MODEL.onnx", help="warm start from an exported segmenter (not on resume)")
     parser.add_argument("--finish", action="store_true", help="do not train: calibrate, report and export")
     parser.add_argument("--export", metavar="PATH.onnx", help="with --finish: write the ONNX model here")
     parser.add_argument("--val-size", type=int, default=500, help="validation faces per protocol")
