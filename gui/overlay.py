@@ -1,5 +1,6 @@
 """What the view shows for a frame: original and result side by side, a split, or the result alone, with
-optional overlays (replaced pixels tinted, face boxes and track ids, landmarks). Pure functions of their inputs."""
+optional overlays (replaced pixels tinted by filler, and on the original by the evidence that found them; face boxes
+and track ids, landmarks). Pure functions of their inputs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realtime.find.evidence_map import EVIDENCE_BGR, evidence_in_frame
 from realtime.frame import Frame
 
 COMPARE_MODES = ("side_by_side", "split", "result")
@@ -80,6 +82,17 @@ def tint_fillers(canvas: np.ndarray, frame: Frame, strength: float = 0.5) -> Non
         roi[where] = (roi[where].astype(np.float32) * (1 - strength) + tint * strength).astype(np.uint8)
 
 
+def tint_evidence(canvas: np.ndarray, frame: Frame, strength: float = 0.5) -> None:
+    """Tint each decided pixel of the original by the evidence that decided it (segmenter orange, hands cyan,
+    both white, held by persistence grey)."""
+    codes = evidence_in_frame(frame)
+    if codes is None:
+        return
+    where = codes > 0
+    canvas[where] = (canvas[where].astype(np.float32) * (1 - strength)
+                     + EVIDENCE_BGR[codes[where]].astype(np.float32) * strength).astype(np.uint8)
+
+
 def draw_faces(canvas: np.ndarray, frame: Frame) -> None:
     scale = max(1, round(max(canvas.shape[:2]) / 640))
     for face in frame.faces:
@@ -109,6 +122,8 @@ def decorate(pane: np.ndarray, frame: Frame, options: ViewOptions, with_mask: bo
             tint_fillers(pane, frame)
         else:
             tint_mask(pane, frame.replaced)
+    elif options.show_mask:  # the original's pane: which evidence found what the result's pane shows replaced
+        tint_evidence(pane, frame)
     if options.show_faces:
         draw_faces(pane, frame)
     if options.show_landmarks:

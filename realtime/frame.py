@@ -35,6 +35,7 @@ class Face:
     region: np.ndarray | None = None     # (S, S) bool face oval in crop coordinates: the only pixels that may change
     evidence: dict = field(default_factory=dict)  # name -> (S, S) crop map: "finder" probability, "hands" bool
     mask: np.ndarray | None = None       # (S, S) float32 the decided occlusion (find stage), 1 = occluded
+    found_by: np.ndarray | None = None   # (S, S) uint8 which evidence decided each mask pixel (find.decide.EVIDENCE)
     completed: np.ndarray | None = None  # (S, S, 3) uint8 a network's completion in crop coordinates, if one ran
     fill: FaceFill | None = None         # the fill stage's result, pasted by the blend stage
 

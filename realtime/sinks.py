@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from realtime.errors import UnveilError
+from realtime.find.evidence_map import evidence_in_frame, evidence_picture
 from realtime.frame import Frame
 from realtime.sources import IMAGE_SUFFIXES, VideoInfo, error_reason
 
@@ -340,7 +341,9 @@ class ImageSink:
 
 
 class MaskSink:
-    """--save-masks: frame.replaced (255 = replaced, zeros when nothing was) as an 8-bit PNG per frame."""
+    """--save-masks: frame.replaced (255 = replaced, zeros when nothing was) as an 8-bit PNG per frame, and for
+    frames where an occlusion was decided, which evidence decided it as a colour PNG in `evidence/` (segmenter
+    orange, hands cyan, both white, held by persistence grey: realtime.find.evidence_map)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -355,6 +358,10 @@ class MaskSink:
         if mask is None:
             mask = np.zeros(frame.image.shape[:2], np.uint8)
         write_image_atomically(self.target(frame), np.ascontiguousarray(mask, dtype=np.uint8))
+        codes = evidence_in_frame(frame)
+        if codes is not None:
+            (self.folder / "evidence").mkdir(exist_ok=True)
+            write_image_atomically(self.folder / "evidence" / self.target(frame).name, evidence_picture(codes))
 
     def close(self) -> None:
         pass

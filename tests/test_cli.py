@@ -81,6 +81,9 @@ def test_process_video_keeps_frames_timestamps_and_audio(tmp_path, face_clip, mo
     mask = cv2.imread(str(mask_files[0]), cv2.IMREAD_GRAYSCALE)
     assert mask[118:126, 130:170].min() == 255  # the magenta bar was replaced
     assert mask[5, 5] == 0 and mask[100, 300] == 0  # the background was not
+    evidence = cv2.imread(str(masks / "evidence" / mask_files[0].name), cv2.IMREAD_COLOR)
+    assert evidence is not None and evidence[118:126, 130:170].max() > 0  # which evidence found the bar
+    assert evidence[5, 5].max() == 0
     with av.open(str(out)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="bgr24")
     magenta_left = np.mean((first[112:133, 125:176, 0].astype(int) > 200) & (first[112:133, 125:176, 1].astype(int) < 60))

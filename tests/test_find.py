@@ -222,3 +222,89 @@ def test_hands_run_on_every_other_video_frame_and_their_result_is_kept_between()
     stage.config = FindConfig(hands=False)
     assert stage.process(Frame(index=4, image=image)).hands == []   # switched off: no hands, no call
     assert counting.calls == 2
+
+
+CROP = 128  # the hand tests draw at the runtime's crop size
+
+
+def upright_hand(cx: float = 64.0, wrist_y: float = 100.0, palm: float = 30.0) -> np.ndarray:
+    """21 landmarks of an open right hand, fingers up: wrist, thumb chain to the left, four fingers."""
+    points = np.zeros((21, 2), np.float32)
+    points[0] = (cx, wrist_y)
+    bases = [cx - 0.45 * palm, cx - 0.15 * palm, cx + 0.1 * palm, cx + 0.35 * palm]
+    for k, chain in enumerate(((5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))):
+        for j, index in enumerate(chain):
+            points[index] = (bases[k], wrist_y - palm - j * 0.3 * palm)
+    for j, index in enumerate((1, 2, 3, 4)):
+        points[index] = (cx - 0.4 * palm - j * 0.2 * palm, wrist_y - 0.3 * palm - j * 0.2 * palm)
+    points[9] = (bases[1] + 0.1 * palm, wrist_y - palm)  # the middle finger's base: palm length from the wrist
+    return points
+
+
+def test_hand_silhouette_covers_the_palm_edge_and_the_wrist():
+    from realtime.find.hands import hand_silhouette
+
+    hand = upright_hand()
+    identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    without_arm = hand_silhouette([hand], identity, CROP, forearm=0.0)
+    with_arm = hand_silhouette([hand], identity, CROP, forearm=0.5)
+    below_wrist = (64, 110)  # (x, y): a third of a palm length down the arm
+    assert with_arm[below_wrist[1], below_wrist[0]] and not without_arm[below_wrist[1], below_wrist[0]]
+    # beside the little finger's base, within half a finger's width of the joint: palm, not background
+    assert without_arm[int(hand[17][1]), int(hand[17][0] + 3)]
+    assert not without_arm[5, 5]
+
+
+def test_refinement_fits_the_silhouette_to_the_hand_pixels():
+    from realtime.find.hands import refine_to_pixels
+
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal((150, 120, 110), 6, (CROP, CROP, 3)), 0, 255).astype(np.uint8)  # a bluish-grey face
+    truth = np.zeros((CROP, CROP), np.uint8)
+    cv2.ellipse(truth, (64, 64), (22, 34), 0, 0, 360, 1, -1)
+    truth = truth.astype(bool)
+    image[truth] = np.clip(rng.normal((90, 140, 200), 6, (int(truth.sum()), 3)), 0, 255).astype(np.uint8)
+    too_big = cv2.dilate(truth.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    refined = refine_to_pixels(image, too_big, band=6)
+
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    assert iou(refined, truth) > iou(too_big, truth) + 0.05
+    ring = cv2.dilate(too_big.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
+    assert not (refined & ~ring).any()  # never farther from the landmarks' shape than the band
+    tiny = np.zeros((CROP, CROP), bool)
+    tiny[10:14, 10:14] = True
+    assert np.array_equal(refine_to_pixels(image, tiny, band=6), tiny)
+
+
+def test_found_by_names_the_evidence_of_each_decided_pixel():
+    from realtime.find.decide import EVIDENCE_CODE, found_by
+
+    probability = np.zeros((S, S), np.float32)
+    probability[0:20, 0:20] = 0.9                    # segmenter only
+    probability[30:40, 30:40] = 0.9                  # segmenter and hands
+    hands = square(30, 40, 30, 50) | square(50, 60, 0, 10)  # hands only at [30:40, 40:50] and [50:60, 0:10]
+    mask = (square(0, 20, 0, 20) | square(30, 40, 30, 50) | square(50, 60, 0, 10) | square(0, 10, 50, 60)
+            ).astype(np.float32)                     # [0:10, 50:60]: on only by persistence
+    codes = found_by(mask, probability, hands, 0.5, grow=0)
+    assert codes[5, 5] == EVIDENCE_CODE["segmenter"] and codes[35, 35] == EVIDENCE_CODE["both"]
+    assert codes[35, 45] == EVIDENCE_CODE["hands"] and codes[55, 5] == EVIDENCE_CODE["hands"]
+    assert codes[5, 55] == EVIDENCE_CODE["held"] and codes[25, 25] == 0
+    grown = found_by(np.maximum(mask, square(20, 22, 0, 20).astype(np.float32)), probability, hands, 0.5, grow=2)
+    assert grown[21, 5] == EVIDENCE_CODE["segmenter"]  # the fringe takes its neighbour's evidence
+
+
+def test_evidence_in_frame_puts_each_face_code_at_its_pixels():
+    from realtime.frame import Face
+    from realtime.find.evidence_map import evidence_in_frame
+
+    image = np.zeros((80, 100, 3), np.uint8)
+    codes = np.zeros((S, S), np.uint8)
+    codes[10:20, 10:20] = 3
+    shift = np.array([[1.0, 0, -20], [0, 1.0, -5]])  # crop = frame shifted by (20, 5)
+    face = Face(box=np.array([20, 5, 84, 69], np.float32), score=1.0, matrix=shift, found_by=codes)
+    frame = Frame(index=0, image=image, faces=[face])
+    out = evidence_in_frame(frame)
+    assert out[15 + 5, 15 + 20] == 3 and out[0, 0] == 0 and out.shape == (80, 100)
+    assert evidence_in_frame(Frame(index=0, image=image)) is None

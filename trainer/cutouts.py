@@ -161,7 +161,7 @@ def naturalise(layer: np.ndarray, alpha: np.ndarray, image: np.ndarray, points5:
     skin colour and light (the hand in front of a face is that person's, under the same light, so colour alone
     must not give it away), every occluder gets a light gradient across it, and some are defocused or
     motion-blurred like a hand near the camera (alpha blurred with it)."""
-    size = layer.shape[0]
+    h, w = layer.shape[:2]
     inside = alpha > 0.5
     if inside.sum() >= 16:
         lab = cv2.cvtColor(np.clip(layer, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -173,7 +173,7 @@ def naturalise(layer: np.ndarray, alpha: np.ndarray, image: np.ndarray, points5:
         target_std = own_std * (1 - strength) + strength * np.clip(skin_std, 0.5 * own_std, 1.5 * own_std)
         lab = (lab - own_mean) / own_std * target_std + target_mean
         layer = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w) - 0.5
     angle = rng.uniform(0, 2 * np.pi)
     shade = 1.0 + rng.uniform(0.0, 0.6) * (np.cos(angle) * xx + np.sin(angle) * yy)
     layer = layer * (shade * rng.uniform(0.8, 1.15))[..., None]

@@ -15,6 +15,9 @@ class FindConfig:
     off_ratio: float = 0.6           # an occlusion stays on while the finder is above off_ratio x threshold
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
     hands: bool = True               # mediapipe Hands evidence (the hands stage finds them, find/hands.py)
+    hands_complexity: int = 1        # mediapipe Hands model (0 light, 1 full: finds more hands against a face)
+    hands_min_score: float = 0.3     # its palm-detection score
+    hands_refine: float = 0.03       # GrabCut band around the hand silhouette, crop fraction (0 = the shape as drawn)
     hands_every: int = 2             # the hands stage runs Hands on every n-th frame of a video, keeps hands between
     max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped
     max_coast: int = 6               # an occluded track the detector lost is carried this many frames at its place

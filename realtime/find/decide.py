@@ -48,3 +48,22 @@ def confident_regions(candidate: np.ndarray, probability: np.ndarray, hands: np.
     sure[np.unique(labels[hands & candidate])] = True
     sure[0] = False
     return sure[labels]
+
+
+EVIDENCE = ("none", "held", "segmenter", "hands", "both")  # codes of `found_by`, weakest first
+EVIDENCE_CODE = {name: code for code, name in enumerate(EVIDENCE)}
+
+
+def found_by(mask: np.ndarray, probability: np.ndarray, hands: np.ndarray, threshold: float, grow: int) -> np.ndarray:
+    """(S, S) uint8: which evidence made each decided pixel (EVIDENCE codes): the segmenter, hands, both, or
+    `held` (on only because the track's occlusion persists). The grown fringe takes the code of the strongest
+    evidence within `grow` pixels."""
+    codes = np.where(probability >= threshold, EVIDENCE_CODE["segmenter"], EVIDENCE_CODE["held"]).astype(np.uint8)
+    codes[hands & (probability >= threshold)] = EVIDENCE_CODE["both"]
+    codes[hands & (probability < threshold)] = EVIDENCE_CODE["hands"]
+    decided = mask > 0.5
+    codes[~decided] = 0
+    if grow > 0 and decided.any():
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        codes = np.where(decided, np.maximum(codes, cv2.dilate(codes, kernel)), 0).astype(np.uint8)
+    return codes

@@ -1,8 +1,10 @@
 """Hands on the whole frame with mediapipe Hands (palm detection + 21 landmarks), rasterised as occlusion evidence.
 
 A hand over the face is the commonest occluder on a webcam. The hands stage finds them (its own thread, so it runs
-beside the segmenter); the find stage draws the palm polygon plus one capsule per finger in aligned-crop
-coordinates and combines it with the other evidence there.
+beside the segmenter); the find stage draws their silhouette in aligned-crop coordinates (palm, fingers of their
+real width, wrist), refines it to the hand's pixels with GrabCut seeded by that shape, and `decide` combines it
+with the other evidence. Hands runs at model complexity 1 with a low detection score: a hand in front of a face is
+seen against skin, where the light model and the default score miss it.
 """
 from __future__ import annotations
 
@@ -18,14 +20,14 @@ FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 1
 class HandDetector:
     """(21, 2) frame-pixel landmarks of every hand in a BGR frame. Not thread-safe: one instance per thread."""
 
-    def __init__(self, max_hands: int = 2, min_score: float = 0.5, video: bool = True):
+    def __init__(self, max_hands: int = 2, min_score: float = 0.3, video: bool = True, complexity: int = 1):
         import mediapipe as mp
 
         from realtime.detect import quiet_native_stderr
 
         with quiet_native_stderr():  # mediapipe's graph start-up lines are for its developers (see detect.py)
             self._hands = mp.solutions.hands.Hands(static_image_mode=not video, max_num_hands=max_hands,
-                                                   model_complexity=0, min_detection_confidence=min_score,
+                                                   model_complexity=complexity, min_detection_confidence=min_score,
                                                    min_tracking_confidence=min_score)
             self._hands.process(np.zeros((64, 64, 3), np.uint8))
 
@@ -40,8 +42,12 @@ class HandDetector:
         self._hands.close()
 
 
-def hand_mask(hands: list[np.ndarray], matrix: np.ndarray, size: int, finger_width: float = 0.22) -> np.ndarray:
-    """(size, size) bool crop-space mask of the hands: palm polygon and finger capsules.
+def hand_silhouette(hands: list[np.ndarray], matrix: np.ndarray, size: int, finger_width: float = 0.3,
+                    forearm: float = 0.5) -> np.ndarray:
+    """(size, size) bool crop-space silhouette of the hands from their 21 landmarks: the palm (hull of the palm
+    points, grown by half a finger's width, since the landmarks are joint centres), each finger as a capsule of its
+    real width, and the wrist carried `forearm` palm lengths on down the arm (a hand in front of a face comes with
+    its wrist).
 
     `finger_width` is a fraction of the palm's length (wrist to middle-finger base), the size that scales with
     the hand whatever its distance from the camera.
@@ -53,12 +59,66 @@ def hand_mask(hands: list[np.ndarray], matrix: np.ndarray, size: int, finger_wid
         width = max(int(round(finger_width * palm_length)), 1)
         hull = cv2.convexHull(crop[list(PALM)].astype(np.float32)).astype(np.int32)
         cv2.fillConvexPoly(mask, hull, 1)
+        cv2.polylines(mask, [hull], True, 1, thickness=width)
         for finger in FINGERS:
             chain = np.round(crop[list(finger)]).astype(np.int32)
             cv2.polylines(mask, [chain], False, 1, thickness=width)
             for p in chain:
                 cv2.circle(mask, (int(p[0]), int(p[1])), width // 2, 1, -1)
+        if forearm > 0 and palm_length > 0:
+            down = (crop[0] - crop[9]) / palm_length
+            wrist_width = max(int(round(0.8 * float(np.linalg.norm(crop[5] - crop[17])))), width)
+            end = crop[0] + down * forearm * palm_length
+            cv2.line(mask, tuple(np.round(crop[0]).astype(int)), tuple(np.round(end).astype(int)), 1,
+                     thickness=wrist_width)
     return mask.astype(bool)
+
+
+def refine_to_pixels(crop_bgr: np.ndarray, silhouette: np.ndarray, band: int, iterations: int = 2) -> np.ndarray:
+    """The silhouette fitted to the hand's own pixels: GrabCut (colour models + edges) seeded by the landmarks.
+    The silhouette's core (eroded by `band`) is surely hand, the silhouette and a ring of `band` around it may go
+    either way, everything farther is surely not hand; so the result never strays more than `band` from the
+    landmarks' shape. Returns the silhouette itself when it is too small to seed a colour model."""
+    if band <= 0 or silhouette.sum() < 50:
+        return silhouette
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    sil = silhouette.astype(np.uint8)
+    core = cv2.erode(sil, kernel).astype(bool)
+    ring = cv2.dilate(sil, kernel).astype(bool)
+    if core.sum() < 20 or (~ring).sum() < 20:
+        return silhouette
+    seeds = np.full(silhouette.shape, cv2.GC_BGD, np.uint8)
+    seeds[ring] = cv2.GC_PR_BGD
+    seeds[silhouette] = cv2.GC_PR_FGD
+    seeds[core] = cv2.GC_FGD
+    ys, xs = np.nonzero(ring)
+    pad = band + 2
+    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, silhouette.shape[0])
+    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, silhouette.shape[1])
+    box_seeds = np.ascontiguousarray(seeds[y0:y1, x0:x1])
+    background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(np.ascontiguousarray(crop_bgr[y0:y1, x0:x1]), box_seeds, None, background, foreground,
+                    iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # a colour model that cannot be fitted (e.g. one flat colour): keep the landmarks' shape
+        return silhouette
+    out = np.zeros_like(silhouette)
+    out[y0:y1, x0:x1] = (box_seeds == cv2.GC_FGD) | (box_seeds == cv2.GC_PR_FGD)
+    return out
+
+
+def hand_mask(hands: list[np.ndarray], matrix: np.ndarray, size: int, crop_bgr: np.ndarray | None = None,
+              refine_band: float = 0.0, region: np.ndarray | None = None, finger_width: float = 0.3,
+              forearm: float = 0.5) -> np.ndarray:
+    """(size, size) bool crop-space mask of the hands: the landmark silhouette, refined to the crop's pixels when a
+    crop and a band (a fraction of the crop size) are given and the silhouette reaches `region` (the face: a hand
+    beside the face is not worth the refinement's time)."""
+    silhouette = hand_silhouette(hands, matrix, size, finger_width, forearm)
+    if crop_bgr is None or refine_band <= 0 or not silhouette.any():
+        return silhouette
+    if region is not None and not (silhouette & region).any():
+        return silhouette
+    return refine_to_pixels(crop_bgr, silhouette, int(round(refine_band * size)))
 
 
 class HandsStage:
@@ -70,7 +130,7 @@ class HandsStage:
     def __init__(self, config):
         self.config = config
         # built now, not on the first frame: its start-up would otherwise count as that frame's latency
-        self._detector: HandDetector | None = HandDetector(video=config.video) if config.hands else None
+        self._detector: HandDetector | None = self._new_detector() if config.hands else None
         self._last: tuple[int, list[np.ndarray]] | None = None  # (frame index, hands) of the last Hands run
 
     def process(self, frame):
@@ -82,10 +142,14 @@ class HandsStage:
             frame.hands = self._last[1]
             return frame
         if self._detector is None:
-            self._detector = HandDetector(video=self.config.video)
+            self._detector = self._new_detector()
         frame.hands = self._detector.detect(frame.image)
         self._last = (frame.index, frame.hands)
         return frame
+
+    def _new_detector(self) -> HandDetector:
+        return HandDetector(min_score=self.config.hands_min_score, video=self.config.video,
+                            complexity=self.config.hands_complexity)
 
     def close(self) -> None:
         if self._detector is not None:

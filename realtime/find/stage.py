@@ -10,7 +10,7 @@ import numpy as np
 from realtime.align import transform_points, warp_to_crop
 from realtime.frame import Face, Frame
 from realtime.find.config import FindConfig
-from realtime.find.decide import decide
+from realtime.find.decide import decide, found_by
 from realtime.find.hands import hand_mask
 from realtime.regions import dilate, face_region, remove_specks
 from realtime.runner import ModelRunner
@@ -64,7 +64,8 @@ class FindStage:
         for i, face in enumerate(faces):
             face.region = face_region(transform_points(face.landmarks, face.matrix), size)
             probability = found.masks[i]
-            hand = hand_mask(hands, face.matrix, size) if hands else np.zeros((size, size), bool)
+            hand = (hand_mask(hands, face.matrix, size, face.crop, self.config.hands_refine, face.region) if hands
+                    else np.zeros((size, size), bool))
             face.evidence = {"finder": probability, "hands": hand}
             if found.images:  # a blind-completion finder also paints: its fill is the network filler
                 face.completed = found.images[i]
@@ -78,6 +79,7 @@ class FindStage:
                                                           np.asarray(face.box, np.float32).copy(), coasted)
             grow = int(round(self.config.dilate * size))
             face.mask = (dilate(on, grow) & face.region).astype(np.float32)
+            face.found_by = found_by(face.mask, probability, hand, threshold, grow)
             # the occluder's part beyond the face is never repainted, but inpainting must not take colour from it
             face.evidence["beyond"] = dilate(((probability >= threshold) | hand) & ~face.region, grow) if on.any() \
                 else np.zeros((size, size), bool)
