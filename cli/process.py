@@ -23,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
 
     summary = process(args.input, args.output, pipeline_config_from_args(args), save_masks=args.save_masks,
                       stats_path=args.stats, export_faces=args.export_faces)
-    failed = summary["frames_failed_to_decode"]
+    failed, warnings = summary["frames_failed_to_decode"], summary["decoder_warnings"]
     print(f"wrote {args.output}: {summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} fps"
-          + (f"; {len(failed)} frames failed to decode: {failed[:20]}{' ...' if len(failed) > 20 else ''}" if failed else ""))
+          + (f"; {len(failed)} frames failed to decode: {failed[:20]}{' ...' if len(failed) > 20 else ''}" if failed else "")
+          + (f"; the decoders warned {warnings} time{'s' if warnings != 1 else ''} about damaged data in the input"
+             if warnings else ""))
     return 0

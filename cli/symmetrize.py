@@ -167,9 +167,12 @@ def run(args: argparse.Namespace) -> int:
     scores = np.array([r["asymmetry"] for r in rows], np.float64)
     summary = {"input": str(args.input), "output": str(output), "method": args.method, "frames": frames,
                "faces": faces_seen, "mean_asymmetry": float(scores.mean()) if len(scores) else None,
-               "failed_frames": list(source.failed_frames)}
+               "failed_frames": list(source.failed_frames), "decoder_warnings": source.library_warnings}
     write_scores(scores_path, rows, summary)
+    warnings = summary["decoder_warnings"]
     print(f"wrote {output}: {frames} {'frames' if is_video else 'images'}, {faces_seen} faces"
           + (f", mean asymmetry {summary['mean_asymmetry']:.2f} % of the inter-ocular distance" if len(scores) else
-             " (no face found)") + f"; scores in {scores_path}")
+             " (no face found)") + f"; scores in {scores_path}"
+          + (f"; the decoders warned {warnings} time{'s' if warnings != 1 else ''} about damaged data in the input"
+             if warnings else ""))
     return 0

@@ -18,8 +18,8 @@ import numpy as np
 
 from realtime.errors import UnveilError
 from realtime.frame import Frame
-from realtime.sources import (IMAGE_SUFFIXES, CameraSource, Source, VideoFileSource, VideoInfo, is_camera_spec,
-                              is_url, open_container, read_image, video_info_from_stream)
+from realtime.sources import (IMAGE_SUFFIXES, CameraSource, Source, VideoFileSource, close_container, is_camera_spec,
+                              is_url, open_video_stream, read_image)
 
 _POLL_S = 0.05  # how often a waiting feed looks at its stop flag
 
@@ -115,13 +115,8 @@ class VideoFeed:
     def __init__(self, path: str) -> None:
         self.path = path
         self.control = FeedControl()
-        self.container = open_container(path)
-        if not self.container.streams.video:
-            self.container.close()
-            raise UnveilError(f"input {path} has no video stream")
-        self.stream = self.container.streams.video[0]
+        self.container, self.stream, self.info = open_video_stream(path)
         self.stream.thread_type = "AUTO"
-        self.info: VideoInfo = video_info_from_stream(self.container, self.stream)
         self.start_pts = self.stream.start_time or 0
         self.position = -1                       # index of the last frame given out
         self.last_image: np.ndarray | None = None
@@ -193,7 +188,7 @@ class VideoFeed:
             yield Frame(index=index, image=image)  # captured_at: now, after pacing
 
     def close(self) -> None:
-        self.container.close()
+        close_container(self.container, self.stream)
 
 
 class LiveFeed:

@@ -28,7 +28,7 @@ import av
 from tqdm import tqdm
 
 from realtime.errors import UnveilError
-from realtime.sources import video_info_from_stream
+from realtime.sources import declared_frame_count, open_video_stream
 
 if TYPE_CHECKING:  # the pipeline's imports (mediapipe, onnxruntime) load only where a video is processed
     from realtime.pipeline import PipelineConfig
@@ -175,7 +175,7 @@ def count_frames(path: Path) -> tuple[int, int] | None:
     """(frames the container declares, frames demuxed) of the first video stream, both without the packets an edit
     list discards; None where the file cannot be read as a video. Demuxing reads no pixels, so it is cheap."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:  # a bad title is no reason to redo a video
             if not container.streams.video:
                 return None
             stream = container.streams.video[0]
@@ -185,7 +185,7 @@ def count_frames(path: Path) -> tuple[int, int] | None:
                     discarded += 1
                 elif packet.size > 0:
                     shown += 1
-            return max(0, (stream.frames or 0) - discarded), shown
+            return max(0, declared_frame_count(container, stream) - discarded), shown
     except (av.error.FFmpegError, OSError, ValueError):
         return None
 
@@ -207,10 +207,11 @@ def output_is_complete(video: Path, output: Path) -> bool:
 def estimated_frames(video: Path) -> int:
     """A quick frame count from the header (for the progress bar's total); 0 when unknown or unreadable."""
     try:
-        with av.open(str(video)) as container:
-            return video_info_from_stream(container, container.streams.video[0]).frame_count
-    except (av.error.FFmpegError, OSError, ValueError, IndexError):
+        container, _, info = open_video_stream(str(video))
+    except UnveilError:
         return 0
+    container.close()
+    return info.frame_count
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -268,7 +269,8 @@ def run_task(task: Task) -> Result:
     seconds = time.perf_counter() - start
     frames = int(summary["frames"])
     extra = {"faces": summary.get("faces", 0),
-             "frames_failed_to_decode": len(summary.get("frames_failed_to_decode", []))}
+             "frames_failed_to_decode": len(summary.get("frames_failed_to_decode", [])),
+             "decoder_warnings": summary.get("decoder_warnings", 0)}
     return Result(task.input, task.output, "done", task.attempt, frames, round(seconds, 3),
                   round(frames / seconds, 2) if seconds > 0 else 0.0, extra=extra)
 

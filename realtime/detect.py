@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
-import threading
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -24,48 +22,15 @@ import numpy as np
 
 from realtime.errors import UnveilError
 from realtime.frame import Face
+from realtime.native_stderr import NATIVE_LOGS_ENV, quiet_native_stderr  # noqa: F401 - NATIVE_LOGS_ENV: re-exported
 
 MESH_POINT_COUNT = 468
-NATIVE_LOGS_ENV = "UNVEIL_NATIVE_LOGS"  # "1" (set by `unveil -v`): let mediapipe's C++ / TFLite lines through
 
 # The env variables above do not reach the lines mediapipe 0.10 prints (TFLite's "XNNPACK delegate", absl's
 # "inference_feedback_manager" / "landmark_projection_calculator" warnings), written straight to file descriptor 2
 # by graph threads while the models load (after the constructor returns) and when the mesh first finds a face.
-# So file descriptor 2 goes to /dev/null while the graphs are built and warmed up on a blank image, and around
-# mesh calls until the first face; nested / concurrent users share one redirect.
-_quiet_lock = threading.Lock()
-_quiet_users = 0
-_saved_stderr_fd: int | None = None
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Send file descriptor 2 to /dev/null for the duration (Python's own stderr writes included)."""
-    global _quiet_users, _saved_stderr_fd
-    if os.environ.get(NATIVE_LOGS_ENV) == "1":
-        yield
-        return
-    with _quiet_lock:
-        if _quiet_users == 0:
-            try:
-                sys.stderr.flush()
-                saved = os.dup(2)
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 2)
-                os.close(devnull)
-                _saved_stderr_fd = saved
-            except (OSError, ValueError, AttributeError):  # no fd 2 / a stderr without a file: leave it alone
-                _saved_stderr_fd = None
-        _quiet_users += 1
-    try:
-        yield
-    finally:
-        with _quiet_lock:
-            _quiet_users -= 1
-            if _quiet_users == 0 and _saved_stderr_fd is not None:
-                os.dup2(_saved_stderr_fd, 2)
-                os.close(_saved_stderr_fd)
-                _saved_stderr_fd = None
+# So file descriptor 2 is redirected (realtime.native_stderr) while the graphs are built and warmed up on a blank
+# image, and around mesh calls until the first face.
 
 
 @dataclass(frozen=True)

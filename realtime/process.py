@@ -78,6 +78,7 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
     if faces_out:
         summary["exported_faces"] = faces_out.written
     summary["frames_failed_to_decode"] = sorted(set(summary["frames_failed_to_decode"]) | set(source.failed_frames))
+    summary["decoder_warnings"] = source.library_warnings  # FFmpeg's / libjpeg's own messages, counted, not shown
     if stats_path:
         Path(stats_path).write_text(json.dumps(summary, indent=2))
     return summary

@@ -117,7 +117,7 @@ class AudioCopier:
     """
 
     def __init__(self, source: str, output: av.container.OutputContainer) -> None:
-        self.input = av.open(source)
+        self.input = av.open(source, metadata_errors="replace")  # the video side read it the same way
         template = self.input.streams.audio[0]
         self.stream = output.add_stream_from_template(template)
         self.output = output
@@ -281,10 +281,17 @@ class VideoFileSink:
 
 
 def has_audio_stream(source: str) -> bool:
+    """Whether `source` has audio that can be copied. A damaged header can leave the audio stream without a codec:
+    the video is still worth having, so the output goes without that audio (and says so)."""
     try:
-        with av.open(source) as container:
-            return len(container.streams.audio) > 0
-    except (av.error.FFmpegError, OSError):
+        with av.open(source, metadata_errors="replace") as container:
+            if not container.streams.audio:
+                return False
+            if container.streams.audio[0].codec_context is None:
+                log.warning("%s: its audio stream is damaged (no known codec); the output has no audio", source)
+                return False
+            return True
+    except (av.error.FFmpegError, OSError, ValueError):
         return False
 
 

@@ -10,6 +10,7 @@ import heapq
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +23,7 @@ import numpy as np
 
 from realtime.errors import UnveilError
 from realtime.frame import Frame
+from realtime.native_stderr import native_stderr_lines
 
 log = logging.getLogger("unveil")
 
@@ -50,6 +52,7 @@ class Source(Protocol):
     failed_frames: list[int]
     info: VideoInfo | None
     is_live: bool
+    library_warnings: int     # the decoding libraries' own warnings about damaged input (FFmpeg, libjpeg, ...)
 
     def __iter__(self) -> Iterator[Frame]: ...
 
@@ -93,6 +96,26 @@ def open_source(spec: str | int | os.PathLike, *, width: int | None = None, heig
 # Video files and network streams
 
 
+# A container that declares more frames than its duration holds at this rate has a damaged header.
+MAX_PLAUSIBLE_FPS = 1000
+
+
+def declared_frame_count(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    """The frame count the container declares, where it can be right; else what its index lists (0: unknown).
+
+    A truncated file's missing tail is padded up to this count, so a damaged header that claims millions of frames
+    must not be believed: not more than a per-sample index (MP4) lists, not more than the duration holds.
+    """
+    declared = stream.frames or 0
+    indexed = len(stream.index_entries)
+    if indexed and declared > indexed:
+        declared = indexed
+    duration_s = container.duration / av.time_base if container.duration and container.duration > 0 else None
+    if duration_s is not None and declared > duration_s * MAX_PLAUSIBLE_FPS + 1:
+        declared = indexed if indexed <= duration_s * MAX_PLAUSIBLE_FPS + 1 else 0
+    return declared
+
+
 def video_info_from_stream(container: av.container.InputContainer, stream: av.VideoStream) -> VideoInfo:
     """What the container says about its first video stream; estimates where it is silent."""
     fps = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate or 25)
@@ -103,7 +126,7 @@ def video_info_from_stream(container: av.container.InputContainer, stream: av.Vi
         duration_s = container.duration / av.time_base
     else:
         duration_s = 0.0
-    frame_count = stream.frames or round(duration_s * fps)
+    frame_count = declared_frame_count(container, stream) or round(duration_s * fps)
     return VideoInfo(
         width=stream.codec_context.width,
         height=stream.codec_context.height,
@@ -116,20 +139,87 @@ def video_info_from_stream(container: av.container.InputContainer, stream: av.Vi
     )
 
 
+class FFmpegMessages(logging.Handler):
+    """Counts FFmpeg's warnings and errors by the component that wrote them ("h264", "mov,mp4,m4a,3gp,3g2,mj2")
+    and keeps them off the terminal: on a damaged input they come by the hundred, in FFmpeg's words, while Unveil
+    reports their number once (the summary line, --stats)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[record.name.removeprefix("libav.")] += 1
+
+
+_ffmpeg_messages: FFmpegMessages | None = None
+
+
+def ffmpeg_message_counts() -> Counter[str]:
+    """The running counts, installed on first use: PyAV passes FFmpeg's messages to the `libav` loggers, where they
+    are counted and stop (PyAV's default is to drop them unseen)."""
+    global _ffmpeg_messages
+    if _ffmpeg_messages is None:
+        _ffmpeg_messages = FFmpegMessages()
+        logger = logging.getLogger("libav")
+        logger.addHandler(_ffmpeg_messages)
+        logger.propagate = False
+        av.logging.set_skip_repeated(False)  # every damaged packet counts, not only the first of a run
+        av.logging.set_level(av.logging.WARNING)
+    return _ffmpeg_messages.counts
+
+
 def open_container(spec: str) -> av.container.InputContainer:
-    """av.open with a one-line UnveilError for everything the user can get wrong."""
+    """av.open with a one-line UnveilError for everything the user can get wrong.
+
+    metadata_errors="replace": a title or tag that is not valid UTF-8 says nothing about the frames, so it must not
+    stop a file from being read (PyAV raises UnicodeDecodeError by default).
+    """
     try:
         if is_url(spec):
-            return av.open(spec, options=dict(NETWORK_OPTIONS), timeout=NETWORK_TIMEOUT_S)
-        return av.open(spec)
+            return av.open(spec, options=dict(NETWORK_OPTIONS), timeout=NETWORK_TIMEOUT_S, metadata_errors="replace")
+        return av.open(spec, metadata_errors="replace")
     except FileNotFoundError:
         raise UnveilError(f"input {spec} does not exist") from None
     except IsADirectoryError:
         raise UnveilError(f"input {spec} is a folder, not a video") from None
     except PermissionError:
         raise UnveilError(f"input {spec} cannot be read (permission denied)") from None
-    except (av.error.FFmpegError, OSError) as error:
+    except (av.error.FFmpegError, OSError, ValueError) as error:  # ValueError: PyAV's own checks of what it read
         raise UnveilError(f"input {spec} is not a readable video ({error_reason(error)})") from None
+
+
+def open_video_stream(spec: str) -> tuple[av.container.InputContainer, av.VideoStream, VideoInfo]:
+    """The container, its first video stream and what it says about it; an UnveilError where no frame can be decoded
+    from it (no video stream, a codec FFmpeg does not know, no frame size), with the container closed."""
+    container = open_container(spec)
+    try:
+        if not container.streams.video:
+            raise UnveilError(f"input {spec} has no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:  # a damaged header can name a codec id FFmpeg has no decoder for
+            raise UnveilError(f"input {spec} has a video stream in a codec that cannot be decoded")
+        info = video_info_from_stream(container, stream)
+        if info.width <= 0 or info.height <= 0:
+            raise UnveilError(f"input {spec} has a video stream without a frame size")
+    except UnveilError:
+        container.close()
+        raise
+    except (av.error.FFmpegError, OSError, ValueError, ArithmeticError) as error:  # nonsense rates, sizes, durations
+        container.close()
+        raise UnveilError(f"input {spec} is not a readable video ({error_reason(error)})") from None
+    return container, stream, info
+
+
+def close_container(container: av.container.InputContainer, stream: av.VideoStream) -> None:
+    """Close an input, first parking its decoder's frame threads while the GIL is free (flush_buffers releases it):
+    a thread still decoding when the codec is freed (GIL held) and logging meanwhile (FFmpeg's messages go through
+    Python, see ffmpeg_message_counts) would wait for the GIL forever."""
+    try:
+        stream.codec_context.flush_buffers()
+    except (av.error.FFmpegError, ValueError, AttributeError):
+        pass
+    container.close()
 
 
 def error_reason(error: Exception) -> str:
@@ -151,21 +241,24 @@ class VideoFileSource:
         self.spec = spec
         self.is_live = is_url(spec)
         self.failed_frames: list[int] = []
-        self.container = open_container(spec)
-        if not self.container.streams.video:
-            self.container.close()
-            raise UnveilError(f"input {spec} has no video stream")
-        self.stream = self.container.streams.video[0]
+        self.ffmpeg_counts_before = Counter(ffmpeg_message_counts())  # the open itself may warn already
+        self.container, self.stream, info = open_video_stream(spec)
+        # components reading this input; the output's muxer and encoder ("mp4", "libx264") have other names
+        self.reader_names = {self.container.format.name, "generic"} | {
+            stream.codec_context.name for stream in self.container.streams if stream.codec_context is not None}
         if not self.is_live:
             self.stream.thread_type = "AUTO"  # frame threads decode faster; their delay only matters when live
-        self.info: VideoInfo | None = video_info_from_stream(self.container, self.stream)
-        if self.info.width <= 0 or self.info.height <= 0:
-            self.container.close()
-            raise UnveilError(f"input {spec} has a video stream without a frame size")
-        self.known_frame_count = self.stream.frames if not self.is_live else 0
+        self.info: VideoInfo | None = info
+        self.known_frame_count = declared_frame_count(self.container, self.stream) if not self.is_live else 0
+
+    @property
+    def library_warnings(self) -> int:
+        """FFmpeg's warnings and errors about this input so far (damaged data it concealed or skipped)."""
+        counts = ffmpeg_message_counts()
+        return sum(counts[name] - self.ffmpeg_counts_before[name] for name in self.reader_names)
 
     def close(self) -> None:
-        self.container.close()
+        close_container(self.container, self.stream)
 
     def __iter__(self) -> Iterator[Frame]:
         assert self.info is not None
@@ -179,6 +272,9 @@ class VideoFileSource:
             for decoded in self.decode_packet(packet):
                 yield from timeline.on_decoded(decoded)
         yield from timeline.finish(self.known_frame_count - discarded)
+        if timeline.last_image is None:  # nothing but placeholders: an output of black frames would hide the problem
+            raise UnveilError(f"input {self.spec} has no decodable video frame" +
+                              (f" (none of its {timeline.index} frames)" if timeline.index else ""))
         if self.failed_frames:
             log.warning("%s: %d of %d frames could not be decoded; each repeats the last good frame",
                         self.spec, len(self.failed_frames), timeline.index)
@@ -288,6 +384,8 @@ def describe_camera(device: int | str) -> str:
 class CameraSource:
     """An OpenCV camera (index or device path). Frames carry pts=None; the first frame must arrive in time."""
 
+    library_warnings = 0
+
     def __init__(self, device: int | str, *, width: int | None = None, height: int | None = None,
                  fps: float | None = None, first_frame_timeout_s: float = CAMERA_FIRST_FRAME_TIMEOUT_S,
                  open_capture: Callable[[int | str], cv2.VideoCapture] = cv2.VideoCapture) -> None:
@@ -368,15 +466,25 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_image(path: Path) -> np.ndarray | None:
-    """Any 8/16-bit, grey or alpha image as uint8 BGR; None if it cannot be decoded."""
+def read_image(path: Path, messages: list[str] | None = None) -> np.ndarray | None:
+    """Any 8/16-bit, grey or alpha image as uint8 BGR; None if it cannot be decoded.
+
+    The decoders' own lines ("Corrupt JPEG data: ...", "libpng warning: ...") go to `messages`, not the terminal.
+    """
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
         return None
     if data.size == 0:
         return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    with native_stderr_lines() as lines:
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        except cv2.error:  # OpenCV refuses some headers (absurd sizes) by raising rather than returning None
+            image = None
+    if messages is not None:
+        messages.extend(lines)
+    return image
 
 
 class ImageSource:
@@ -391,6 +499,7 @@ class ImageSource:
         self.is_live = False
         self.info: VideoInfo | None = None
         self.failed_frames: list[int] = []
+        self.decoder_messages: list[str] = []  # what libjpeg / libpng said about damaged images, kept for the report
         self.is_folder = self.path.is_dir()
         if self.is_folder:
             self.paths = list_images(self.path)
@@ -405,12 +514,16 @@ class ImageSource:
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
-            image = read_image(path)
+            image = read_image(path, self.decoder_messages)
             if image is None:
                 log.warning("%s is not a readable image; skipped", path)
                 self.failed_frames.append(index)
                 continue
             yield Frame(index=index, image=image, pts=None, time_base=None, source_name=path.name)
+
+    @property
+    def library_warnings(self) -> int:
+        return len(self.decoder_messages)
 
     def close(self) -> None:
         pass

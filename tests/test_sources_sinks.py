@@ -177,13 +177,21 @@ def test_truncated_file_fills_the_missing_tail(tmp_path):
     assert not frames[0].decode_failed
 
 
-def test_unreadable_first_keyframe_gives_black_frames(tmp_path):
-    clip = make_clip(tmp_path / "in.mp4", frames=10, audio=False)
+def test_unreadable_first_keyframe_gives_black_frames_until_the_next(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=10, audio=False, gop=5)
     corrupt_packet(clip, stream_packets(clip, "video")[0])
     source = open_source(str(clip))
     frames = list(source)
     assert len(frames) == 10
     assert 0 in source.failed_frames and frames[0].image.max() == 0
+    assert not frames[-1].decode_failed
+
+
+def test_a_clip_without_one_decodable_frame_is_an_error(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=10, audio=False)  # one keyframe: every frame depends on it
+    corrupt_packet(clip, stream_packets(clip, "video")[0])
+    with pytest.raises(UnveilError, match="no decodable video frame"):
+        list(open_source(str(clip)))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -26,11 +26,12 @@ def clip_image(index: int, width: int, height: int) -> np.ndarray:
 
 def make_clip(path: str | Path, *, frames: int = 48, width: int = 96, height: int = 64,
               rate: Fraction = Fraction(25), audio: bool = True, codec: str = "libx264",
-              pts_step: int = 1, first_pts: int = 0, faststart: bool = False) -> Path:
+              pts_step: int = 1, first_pts: int = 0, faststart: bool = False, gop: int | None = None) -> Path:
     """Write a clip: `frames` frames at `rate` (pts = first_pts + i * pts_step in 1/rate units), plus a mono tone.
 
     A negative first_pts makes the MP4 muxer write an edit list that hides the frames before time 0.
     faststart=True puts the index (moov) before the data, so a truncated copy still says how many frames it had.
+    gop: a keyframe every `gop` frames (default: the encoder's, one keyframe in a short clip).
     """
     path = Path(path)
     options = {"movflags": "faststart"} if faststart else {}
@@ -38,6 +39,8 @@ def make_clip(path: str | Path, *, frames: int = 48, width: int = 96, height: in
         video = container.add_stream(codec, rate=rate)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = 1 / Fraction(rate)
+        if gop:
+            video.codec_context.gop_size = gop
         sound = None
         if audio:
             sound = container.add_stream("aac", rate=AUDIO_RATE)
