@@ -34,6 +34,8 @@ COMMANDS: dict[str, Command] = {
     "train": Command("trainer.train", "train a network from a JSON config", "train"),
     "train-segmenter": Command("cli.train_segmenter", "train, calibrate and export the occlusion segmenter", "train",
                                arguments="trainer.train_segmenter"),
+    "train-reference": Command("cli.train_reference", "train, calibrate and export the reference-conditioned "
+                               "segmenter (change on the face surface)", "train", arguments="trainer.train_reference"),
     "train-vae": Command("cli.train_vae", "train and export the symmetric-face VAE (three stages)", "train",
                          arguments="trainer.train_vae"),
     "export": Command("exporters.onnx_export", "export a checkpoint to ONNX with the model contract and a parity check",

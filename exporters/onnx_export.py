@@ -75,7 +75,7 @@ def example_inputs(network: nn.Module, batch: int = 1, seed: int = 0) -> tuple[t
     size = network.crop_size
     tensors = []
     for role in network.input_roles:
-        if role == "image":
+        if role in ("image", "reference"):
             tensors.append(torch.rand(batch, 3, size, size, generator=generator))
         else:
             tensors.append((torch.rand(batch, 1, size, size, generator=generator) > 0.7).float())
@@ -278,7 +278,9 @@ def parity_inputs(network: nn.Module, margin: float = DEFAULT_MARGIN, template: 
     second = occlude(mirrored, (0.2, 0.35, 0.48, 0.55), (230, 200, 30))
     images = np.stack([first[0], second[0]]).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     masks = np.stack([first[1], second[1]])[:, None]
-    inputs = [images if role == "image" else masks for role in network.input_roles]
+    references = np.roll(np.stack([crop, mirrored]), 1, axis=1).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    by_role = {"image": images, "mask": masks, "reference": references}  # reference: the clean face, 1 px lower
+    inputs = [by_role[role] for role in network.input_roles]
     clean = np.roll(np.stack([crop, mirrored]), 2, axis=2).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     states = {"image": clean, "coarse": clean, "mask": masks}
     inputs += [states[network.recurrent[name]] for name in state_inputs(network)]

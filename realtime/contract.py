@@ -15,14 +15,15 @@ from realtime.errors import ModelContractError
 METADATA_KEY = "unveil_contract"
 CONTRACT_VERSION = 1
 
-KINDS = ("blind_completion", "symmetry_completion", "completion_super_resolution", "symmetrization", "occlusion_mask")
+KINDS = ("blind_completion", "symmetry_completion", "completion_super_resolution", "symmetrization", "occlusion_mask",
+         "occlusion_change")
 # kinds whose output is larger than their input: `crop_size` is the input size, the output is crop_size * output_scale
 # (both aligned with the same template and margin, so the output is the same face crop at a finer pixel size)
 SUPER_RESOLUTION_KINDS = ("completion_super_resolution",)
 # kinds that only find (a mask out, no image out)
-MASK_KINDS = ("occlusion_mask",)
+MASK_KINDS = ("occlusion_mask", "occlusion_change")
 # Tensor roles the runtime knows how to feed and read. Any model input must have one of these roles.
-INPUT_ROLES = ("image", "mask")
+INPUT_ROLES = ("image", "mask", "reference")  # reference: a clean crop of the same face (occlusion_change)
 OUTPUT_ROLES = ("image", "mask", "coarse")
 
 
@@ -113,6 +114,8 @@ class ModelContract:
                 raise ModelContractError(f"an {self.kind} model must declare a threshold in (0, 1), got {self.threshold!r}")
         elif "image" not in self.outputs:
             raise ModelContractError("model contract must name an 'image' output")
+        if (self.kind == "occlusion_change") != ("reference" in self.inputs):
+            raise ModelContractError("an occlusion_change model, and only one, takes a 'reference' input")
         if not isinstance(self.output_scale, int) or not 1 <= self.output_scale <= 16:
             raise ModelContractError(f"output_scale must be an integer in 1..16, got {self.output_scale!r}")
         if self.kind in SUPER_RESOLUTION_KINDS and self.output_scale < 2:

@@ -24,7 +24,7 @@ from realtime.errors import UnveilError
 from realtime.fill import FillConfig, FillStage
 from realtime.find import FindConfig, FindStage
 from realtime.find.hands import HandsStage
-from realtime.models import DEFAULT_FINDER, DEFAULT_SYMMETRY, available_models, resolve_model
+from realtime.models import DEFAULT_CHANGE, DEFAULT_FINDER, DEFAULT_SYMMETRY, available_models, resolve_model
 from realtime.runner import ModelRunner
 from realtime.stages import AlignStage, BlendStage, DetectStage, TrackStage
 from realtime.track import FaceTracker, TrackerConfig
@@ -58,7 +58,8 @@ class Pipeline:
 
     @property
     def runners(self) -> list[ModelRunner]:
-        return [r for r in (self.finder, self.network, self.small) if r is not None]
+        surface = self.stage("find").surface
+        return [r for r in (self.finder, surface.runner if surface else None, self.network, self.small) if r is not None]
 
     @property
     def mode(self) -> str:
@@ -71,7 +72,9 @@ class Pipeline:
         else:
             painter = "inpaint"
         small = f" (small faces: {name(self.small)})" if self.small is not None else ""
-        return f"{name(self.finder)} → memory/mirror/{painter}{small}"
+        surface = self.stage("find").surface
+        finder = name(self.finder) + (f"+{name(surface.runner)}" if surface is not None else "")
+        return f"{finder} → memory/mirror/{painter}{small}"
 
     def close(self) -> None:
         self.stage("detect").detector.close()
@@ -86,18 +89,27 @@ def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | Non
 
 def load_all_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None, ModelRunner | None]:
     """(finder, network filler or None, small-face completion_super_resolution model or None)."""
+    finder, network, small, _ = load_runner_set(config)
+    return finder, network, small
+
+
+def load_runner_set(config: PipelineConfig
+                    ) -> tuple[ModelRunner, ModelRunner | None, ModelRunner | None, ModelRunner | None]:
+    """(finder, network filler or None, small-face model or None, occlusion_change model or None)."""
     names = list(config.models)
     shipped = available_models()
 
     def defaults() -> list[str]:
         if DEFAULT_FINDER not in shipped:
             raise UnveilError("no model given and no default model is shipped; pass --model PATH.onnx")
-        return [DEFAULT_FINDER] + ([DEFAULT_SYMMETRY] if config.network in ("auto", "symmetry") and DEFAULT_SYMMETRY in shipped else [])
+        return ([DEFAULT_FINDER] + ([DEFAULT_CHANGE] if DEFAULT_CHANGE in shipped else [])
+                + ([DEFAULT_SYMMETRY] if config.network in ("auto", "symmetry") and DEFAULT_SYMMETRY in shipped else []))
 
     if not names:
         names = defaults()
     runners: dict[str, ModelRunner] = {}
     small: ModelRunner | None = None
+    change: ModelRunner | None = None
     queue = list(names)
     while queue:
         name = queue.pop(0)
@@ -107,6 +119,9 @@ def load_all_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner |
             small = runner
             if not queue and not runners:   # only a small-face model given: the shipped defaults do the rest
                 queue = defaults()
+            continue
+        if kind == "occlusion_change" and change is None:
+            change = runner
             continue
         if kind in runners or kind not in ("occlusion_mask", "blind_completion", "symmetry_completion"):
             raise UnveilError(f"{name}: a second or unsupported model of kind {kind!r}; give at most one occlusion "
@@ -129,7 +144,12 @@ def load_all_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner |
             raise UnveilError(f"{small.path.name}: a completion_super_resolution model must return the finder's crop "
                               f"({fc.crop_size} px, template {fc.template}, margin {fc.margin}); it returns "
                               f"{sc.output_size} px, template {sc.template}, margin {sc.margin}")
-    return finder, network, small
+    if change is not None:
+        fc, cc = finder.contract, change.contract
+        if cc.template != fc.template or abs(cc.margin - fc.margin) > 1e-9:
+            raise UnveilError(f"{change.path.name}: an occlusion_change model must use the finder's alignment "
+                              f"(template {fc.template}, margin {fc.margin}); it uses {cc.template}, {cc.margin}")
+    return finder, network, small, change
 
 
 def fill_config(config: PipelineConfig, finder: ModelRunner, network: ModelRunner | None,
@@ -159,7 +179,7 @@ def seed_reference(fill: FillStage, path: str, detector: FaceDetector, crop_size
 
 def build_pipeline(config: PipelineConfig, live: bool = False) -> Pipeline:
     """The stages wired in order. `live` is accepted for symmetry with the viewer; both policies run the same stages."""
-    finder, network, small = load_all_runners(config)
+    finder, network, small, change = load_runner_set(config)
     if config.network == "none":
         small = None   # no network paints at all
     c = finder.contract
@@ -172,7 +192,7 @@ def build_pipeline(config: PipelineConfig, live: bool = False) -> Pipeline:
         TrackStage(FaceTracker(config.tracker)),
         AlignStage(c.crop_size, c.template, c.margin),
         HandsStage(config.find),
-        FindStage(finder, config.find),
+        FindStage(finder, config.find, change),
         fill,
         BlendStage(),
     ]

@@ -125,6 +125,7 @@ class ModelRunner:
         crops: list[np.ndarray],
         masks: list[np.ndarray] | None = None,
         states: list[dict[str, np.ndarray] | None] | None = None,
+        references: list[np.ndarray] | None = None,
     ) -> RunnerOutput:
         """Run all faces of a frame (or several frames) as one batch."""
         c = self.contract
@@ -138,6 +139,10 @@ class ModelRunner:
             if masks is None or len(masks) != len(crops):
                 raise UnveilError(f"{self.path.name} needs an occlusion mask for every face")
             feeds[c.inputs["mask"]] = self._feed(c.inputs["mask"], np.stack(masks)[:, None].astype(np.float32))
+        if "reference" in c.inputs:
+            if references is None or len(references) != len(crops):
+                raise UnveilError(f"{self.path.name} needs a reference crop for every face")
+            feeds[c.inputs["reference"]] = self._feed(c.inputs["reference"], self._images_to_tensor(references))
         for state_in in c.recurrent:
             per_face = [self._initial_state(state_in) if not s or state_in not in s else s[state_in] for s in (states or [None] * len(crops))]
             feeds[state_in] = self._feed(state_in, np.concatenate(per_face))

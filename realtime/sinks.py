@@ -350,7 +350,7 @@ class ImageSink:
 class MaskSink:
     """--save-masks: frame.replaced (255 = replaced, zeros when nothing was) as an 8-bit PNG per frame, and for
     frames where an occlusion was decided, which evidence decided it as a colour PNG in `evidence/` (segmenter
-    orange, hands cyan, both white, held by persistence grey: realtime.find.evidence_map)."""
+    orange, surface change green, hands cyan, both white, held by persistence grey: realtime.find.evidence_map)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)

@@ -96,7 +96,7 @@ def test_train_resume_calibrate_and_export(tmp_path):
     report = json.loads((tmp_path / "run" / "calibration.json").read_text())
     contract = read_contract(model)
     assert contract.kind == "occlusion_mask" and contract.threshold == report["threshold"]
-    assert set(report["scores"]) == {"clean", "rect", "text", "centre", "realistic", "cutouts"}
+    assert set(report["scores"]) == {"clean", "rect", "text", "centre", "half", "realistic", "cutouts"}
     runner = ModelRunner(str(model), "cpu")
     out = runner.run([crops[0]])
     assert out.images == [] and out.masks[0].shape == (SIZE, SIZE)
@@ -141,3 +141,68 @@ def test_clear_glasses_change_only_the_eye_band_and_are_not_labelled():
     drawn = ts.clear_glasses(face, points5, np.random.default_rng(0))
     changed = (drawn != face).any(axis=2)
     assert changed.any() and not changed[45:].any() and not changed[:15].any()
+
+
+def test_reference_segmenter_trains_on_pairs_of_one_person_and_exports_with_its_contract(tmp_path):
+    from cli import train_reference as train_reference_command
+    from trainer import train_reference as tr
+
+    rng = np.random.default_rng(1)
+    crops, points = face_crops(rng.integers(0, 256, (512, 512, 3), np.uint8), 12, SIZE)
+    data = write_dataset(tmp_path / "faces", crops, points, [f"id{i % 3}" for i in range(12)], val_fraction=0.4)
+    occluders = make_occluders(tmp_path / "occ")
+    parser = argparse.ArgumentParser()
+    tr.add_arguments(parser)
+    common = ["--data", str(data), "--occluders", str(occluders), "--out", str(tmp_path / "run"), "--batch", "4",
+              "--size", "16", "--widths", "4", "8", "--workers", "0", "--checkpoint-every", "2"]
+    assert tr.train(parser.parse_args(common + ["--steps", "2"])) == 0
+    assert tr.train(parser.parse_args(common + ["--steps", "4", "--resume"])) == 0
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 4
+    model = tmp_path / "change.onnx"
+    assert train_reference_command.run(parser.parse_args(
+        common + ["--finish", "--export", str(model), "--val-size", "4", "--bn-batches", "2"])) == 0
+    contract = read_contract(model)
+    report = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert contract.kind == "occlusion_change" and contract.crop_size == 16 and contract.threshold == report["threshold"]
+    assert set(contract.inputs) == {"image", "reference"} and set(report["scores"]) == {"clean", "occluded"}
+    small = [cv2.resize(c, (16, 16)) for c in crops[:2]]
+    out = ModelRunner(str(model), "cpu").run(small, references=small[::-1])
+    assert len(out.masks) == 2 and out.masks[0].shape == (16, 16)
+    with pytest.raises(Exception, match="reference"):
+        ModelRunner(str(model), "cpu").run(small)
+
+
+def test_a_pair_is_two_moments_of_one_person():
+    from trainer.train_reference import PairData
+
+    class Store:  # the parts of FaceStore that PairData reads
+        crop_size = 32
+        meta = {"template": "ffhq", "margin": 0.0}
+        ids = ["a", "a", "b", "b", "b"]
+
+        def indices(self, split):
+            return np.arange(5)
+
+        def identity(self, i):
+            return self.ids[i]
+
+        read: list[int] = []
+
+        def image(self, i):
+            self.read.append(i)
+            return np.full((32, 32, 3), 40 * i, np.uint8)
+
+        def landmarks(self, i):
+            return np.zeros((69, 2), np.float32) + 16
+
+    from realtime.align import TEMPLATES
+
+    Store.meta["template"] = next(iter(TEMPLATES))
+    store = Store()
+    data = PairData(store, [], size=16, occluded=0.0, shared=0.0)
+    for k in range(10):
+        store.read.clear()
+        current, reference, mask, _ = data.draw(k % 5, np.random.default_rng(k))
+        assert current.shape == reference.shape == (16, 16, 3) and not mask.any()
+        now, then = store.read
+        assert now != then and store.ids[now] == store.ids[then]  # the same person, another moment

@@ -95,3 +95,22 @@ def build_model_without_contract(path: Path, crop_size: int = 64) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def build_change_model(path: Path, crop_size: int = 32, name: str = "tiny-change", threshold: float = 0.5) -> Path:
+    """occlusion_change: "covered" where the crop differs from the reference (mean absolute channel difference
+    above 0.15, a sharp sigmoid)."""
+    nodes = [
+        helper.make_node("Sub", ["image", "reference"], ["diff"]),
+        helper.make_node("Abs", ["diff"], ["absdiff"]),
+        helper.make_node("ReduceMean", ["absdiff"], ["change"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["change", "level"], ["centred"]),
+        helper.make_node("Mul", ["centred", "sharpness"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["mask"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny_change", [_image_info("image", crop_size), _image_info("reference", crop_size)],
+                              [_image_info("mask", crop_size, 1)], [_const("level", 0.15), _const("sharpness", 60.0)])
+    contract = ModelContract(kind="occlusion_change", crop_size=crop_size,
+                             inputs={"image": "image", "reference": "reference"}, outputs={"mask": "mask"},
+                             threshold=threshold, name=name)
+    return _save(graph, contract, path)

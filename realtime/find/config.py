@@ -14,6 +14,8 @@ class FindConfig:
                                      # least halfway from the threshold to 1)
     off_ratio: float = 0.6           # an occlusion stays on while the finder is above off_ratio x threshold
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
+    surface: bool = True             # the surface-change evidence, when an occlusion_change model is loaded
+    surface_veto: float = 0.3        # a region without a hand whose mean change probability is below this is dropped
     hands: bool = True               # mediapipe Hands evidence (the hands stage finds them, find/hands.py)
     hands_complexity: int = 1        # mediapipe Hands model (0 light, 1 full: finds more hands against a face)
     hands_min_score: float = 0.3     # its palm-detection score

@@ -20,21 +20,54 @@ def connected_to(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
 
 
 def decide(probability: np.ndarray, hands: np.ndarray, region: np.ndarray, threshold: float,
-           history: tuple[np.ndarray, np.ndarray] | None, config: FindConfig) -> tuple[np.ndarray, np.ndarray]:
+           history: tuple[np.ndarray, np.ndarray] | None, config: FindConfig,
+           change: np.ndarray | None = None, change_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """(candidate, on) for one face. `history` is the previous frame's (candidate, on), already in this crop's
-    coordinates, or None for a face seen for the first time."""
+    coordinates, or None for a face seen for the first time. `change` is the surface evidence (the reference-
+    conditioned segmenter's probability, realtime.find.surface) when the track has a clean reference, else None."""
     min_area = max(int(round(config.min_area * region.size)), 1)
-    candidate = remove_specks(((probability >= threshold) | hands) & region, min_area)
+    found = probability >= threshold
+    if change is not None:  # positive: a change the surface model is sure of, where the segmenter is unsure
+        found |= (change >= change_threshold) & (probability >= config.off_ratio * threshold)
+    candidate = remove_specks((found | hands) & region, min_area)
+    confident = sure_level(config, threshold)
+    if change is not None:
+        candidate = surface_veto(candidate, change, probability, hands, config.surface_veto, confident)
     if config.persist_frames <= 1 or not config.video:
         return candidate, candidate
-    sure = confident_regions(candidate, probability, hands, max(config.confident, threshold + 0.5 * (1.0 - threshold)))
+    sure = confident_regions(candidate, probability, hands, confident)
     if history is None:
         return candidate, sure
     prev_candidate, prev_on = history
     near_on = dilate(prev_on, 2)
     confirmed = connected_to(candidate, prev_candidate | near_on)
     held = prev_on & ((probability >= config.off_ratio * threshold) | hands) & region
-    return candidate, remove_specks(sure | confirmed | held, min_area)
+    on = remove_specks(sure | confirmed | held, min_area)
+    if change is not None:
+        on = surface_veto(on, change, probability, hands, config.surface_veto, confident)
+    return candidate, on
+
+
+def sure_level(config: FindConfig, threshold: float) -> float:
+    """The segmenter's mean probability over a region at which it is sure of it (at least halfway to 1)."""
+    return max(config.confident, threshold + 0.5 * (1.0 - threshold))
+
+
+def surface_veto(mask: np.ndarray, change: np.ndarray, probability: np.ndarray, hands: np.ndarray, veto: float,
+                 confident: float) -> np.ndarray:
+    """`mask` without its regions where the surface model sees no change (mean probability below `veto`): the
+    segmenter fired on the person's own face, as it looked when clean. Regions that hold a hand, or that the
+    segmenter is sure of (mean probability >= `confident`), are never vetoed."""
+    if veto <= 0 or not mask.any():
+        return mask
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    index = labels.ravel()
+    pixels = np.maximum(np.bincount(index, None, count), 1)
+    mean = np.bincount(index, change.ravel().astype(np.float64), count) / pixels
+    keep = (mean >= veto) | (np.bincount(index, probability.ravel().astype(np.float64), count) / pixels >= confident)
+    keep[np.unique(labels[hands & mask])] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def confident_regions(candidate: np.ndarray, probability: np.ndarray, hands: np.ndarray, confident: float) -> np.ndarray:
@@ -50,17 +83,21 @@ def confident_regions(candidate: np.ndarray, probability: np.ndarray, hands: np.
     return sure[labels]
 
 
-EVIDENCE = ("none", "held", "segmenter", "hands", "both")  # codes of `found_by`, weakest first
+EVIDENCE = ("none", "held", "segmenter", "surface", "hands", "both")  # codes of `found_by`, weakest first
 EVIDENCE_CODE = {name: code for code, name in enumerate(EVIDENCE)}
 
 
-def found_by(mask: np.ndarray, probability: np.ndarray, hands: np.ndarray, threshold: float, grow: int) -> np.ndarray:
-    """(S, S) uint8: which evidence made each decided pixel (EVIDENCE codes): the segmenter, hands, both, or
-    `held` (on only because the track's occlusion persists). The grown fringe takes the code of the strongest
-    evidence within `grow` pixels."""
-    codes = np.where(probability >= threshold, EVIDENCE_CODE["segmenter"], EVIDENCE_CODE["held"]).astype(np.uint8)
-    codes[hands & (probability >= threshold)] = EVIDENCE_CODE["both"]
-    codes[hands & (probability < threshold)] = EVIDENCE_CODE["hands"]
+def found_by(mask: np.ndarray, probability: np.ndarray, hands: np.ndarray, threshold: float, grow: int,
+             change: np.ndarray | None = None, change_threshold: float = 0.5) -> np.ndarray:
+    """(S, S) uint8: which evidence made each decided pixel (EVIDENCE codes): the segmenter, the surface change
+    (where the segmenter alone was below its threshold), hands, segmenter and hands both, or `held` (on only because
+    the track's occlusion persists). The grown fringe takes the code of the strongest evidence within `grow` px."""
+    segmenter = probability >= threshold
+    codes = np.where(segmenter, EVIDENCE_CODE["segmenter"], EVIDENCE_CODE["held"]).astype(np.uint8)
+    if change is not None:
+        codes[~segmenter & (change >= change_threshold)] = EVIDENCE_CODE["surface"]
+    codes[hands & segmenter] = EVIDENCE_CODE["both"]
+    codes[hands & ~segmenter] = EVIDENCE_CODE["hands"]
     decided = mask > 0.5
     codes[~decided] = 0
     if grow > 0 and decided.any():

@@ -10,8 +10,9 @@ import numpy as np
 from realtime.align import transform_points, warp_to_crop
 from realtime.frame import Face, Frame
 from realtime.find.config import FindConfig
-from realtime.find.decide import decide, found_by
+from realtime.find.decide import confident_regions, decide, found_by, sure_level
 from realtime.find.hands import hand_mask
+from realtime.find.surface import SurfaceEvidence
 from realtime.regions import dilate, face_region, remove_specks
 from realtime.runner import ModelRunner
 from realtime.temporal import alignment_change, is_scene_cut, motion_of, warp_crop_image
@@ -36,13 +37,23 @@ def finder_threshold(runner: ModelRunner, config: FindConfig) -> float:
     return float(runner.contract.threshold) if runner.contract.threshold is not None else 0.5
 
 
+def judged_clean(candidate: np.ndarray, probability: np.ndarray, hands: np.ndarray, region: np.ndarray,
+                 confident: float) -> bool:
+    """Whether a face may become its track's reference: no hand on it and nothing the segmenter is sure of. What
+    the segmenter only suspects (a frame of glasses, a beard's edge) is kept in the reference: if it stays the same,
+    it is the person's own, and the surface evidence vetoes it from then on."""
+    return not (hands & region).any() and not confident_regions(candidate, probability, hands, confident).any()
+
+
 class FindStage:
     name = "find"
 
-    def __init__(self, finder: ModelRunner, config: FindConfig = FindConfig()):
+    def __init__(self, finder: ModelRunner, config: FindConfig = FindConfig(), change: ModelRunner | None = None):
         self.finder = finder
         self.config = config
         self._tracks: dict[int, MaskHistory] = {}
+        # the surface evidence needs tracks (video) and an occlusion_change model
+        self.surface = SurfaceEvidence(change) if change is not None and config.surface and config.video else None
 
     @property
     def threshold(self) -> float:
@@ -50,6 +61,8 @@ class FindStage:
 
     def reset(self) -> None:
         self._tracks.clear()
+        if self.surface is not None:
+            self.surface.reset()
 
     def process(self, frame: Frame) -> Frame:
         frame.faces.extend(self._coasting_faces(frame))
@@ -61,16 +74,21 @@ class FindStage:
         hands = (frame.hands or []) if self.config.hands else []
         size = faces[0].crop.shape[0]
         threshold = self.threshold
+        changes = self.surface.change_maps(faces) if self.surface is not None else [None] * len(faces)
+        change_threshold = self.surface.threshold if self.surface is not None else 0.5
         for i, face in enumerate(faces):
             face.region = face_region(transform_points(face.landmarks, face.matrix), size)
             probability = found.masks[i]
             hand = (hand_mask(hands, face.matrix, size, face.crop, self.config.hands_refine, face.region) if hands
                     else np.zeros((size, size), bool))
             face.evidence = {"finder": probability, "hands": hand}
+            if changes[i] is not None:
+                face.evidence["surface"] = changes[i]
             if found.images:  # a blind-completion finder also paints: its fill is the network filler
                 face.completed = found.images[i]
             history = self._history(face, frame.index)
-            candidate, on = decide(probability, hand, face.region, threshold, history, self.config)
+            candidate, on = decide(probability, hand, face.region, threshold, history, self.config, changes[i],
+                                   change_threshold)
             if face.track_id >= 0:
                 coasted = self._tracks[face.track_id].coasted + 1 if face.score <= 0 else 0
                 self._tracks[face.track_id] = MaskHistory(np.asarray(face.matrix, np.float64).copy(), face.crop,
@@ -79,11 +97,16 @@ class FindStage:
                                                           np.asarray(face.box, np.float32).copy(), coasted)
             grow = int(round(self.config.dilate * size))
             face.mask = (dilate(on, grow) & face.region).astype(np.float32)
-            face.found_by = found_by(face.mask, probability, hand, threshold, grow)
+            face.found_by = found_by(face.mask, probability, hand, threshold, grow, changes[i], change_threshold)
+            if self.surface is not None and judged_clean(candidate, probability, hand, face.region,
+                                                         sure_level(self.config, threshold)):
+                self.surface.remember(face, frame.index)  # a reference for the frames to come
             # the occluder's part beyond the face is never repainted, but inpainting must not take colour from it
             face.evidence["beyond"] = dilate(((probability >= threshold) | hand) & ~face.region, grow) if on.any() \
                 else np.zeros((size, size), bool)
         self._forget(frame.index, {f.track_id for f in faces})
+        if self.surface is not None:
+            self.surface.forget(set(self._tracks))
         return frame
 
     def _coasting_faces(self, frame: Frame) -> list[Face]:

@@ -9,6 +9,7 @@ MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_FINDER = "occlusion-lite"
 DEFAULT_BLIND = "blind-lite"
 DEFAULT_SYMMETRY = "symmetry-lite"
+DEFAULT_CHANGE = "occlusion-change"  # the surface evidence (realtime.find.surface), used when shipped
 
 
 def available_models() -> dict[str, Path]:
