@@ -51,7 +51,8 @@ class Frame:
     hands: list[np.ndarray] | None = None  # (21, 2) float32 frame-pixel landmarks per hand (hands stage)
     output: np.ndarray | None = None     # (H, W, 3) uint8 result; None until the blend stage ran
     replaced: np.ndarray | None = None   # (H, W) uint8, 255 where output differs from image by design
-    timings: dict[str, float] = field(default_factory=dict)  # stage name -> milliseconds
+    timings: dict[str, float] = field(default_factory=dict)  # stage name -> wall milliseconds
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # stage name -> CPU ms of the stage's own thread
     decode_failed: bool = False          # the source could not decode this frame; it passes through as-is
     source_name: str | None = None       # file name for image sources (outputs keep it)
 

@@ -84,6 +84,8 @@ class RunStats:
     dropped: int = 0
     decode_failed: list[int] = field(default_factory=list)
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    stage_cpu_ms: dict[str, list[float]] = field(default_factory=dict)  # CPU time of the stage's own thread
+    cpu_s: float = 0.0                  # CPU time of the whole process over the run (every thread, libraries' too)
     latency_ms: list[float] = field(default_factory=list)  # source -> sink, per delivered frame
     wall_s: float = 0.0
 
@@ -103,6 +105,8 @@ class RunStats:
             "stage_ms": {
                 name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)} for name, v in self.stage_ms.items()
             },
+            "stage_cpu_ms": {name: round(float(np.mean(v)), 2) for name, v in self.stage_cpu_ms.items() if v},
+            "cpu_ms_per_frame": round(1000.0 * self.cpu_s / self.frames, 2) if self.frames else 0.0,
         }
 
 
@@ -154,9 +158,10 @@ def run_stages(
                 frame = inbox.get(stop)
                 if frame is _END:
                     break
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 frame = stage.process(frame)
                 frame.timings[stage.name] = (time.perf_counter() - t0) * 1000.0
+                frame.cpu_timings[stage.name] = (time.thread_time() - c0) * 1000.0
                 outbox.put(frame, stop)
         except BaseException as exc:  # noqa: BLE001
             fail(exc)
@@ -177,10 +182,12 @@ def run_stages(
                 stats.latency_ms.append((time.perf_counter() - frame.captured_at) * 1000.0)
                 for name, ms in frame.timings.items():
                     stats.stage_ms.setdefault(name, []).append(ms)
+                for name, ms in frame.cpu_timings.items():
+                    stats.stage_cpu_ms.setdefault(name, []).append(ms)
         except BaseException as exc:  # noqa: BLE001
             fail(exc)
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=read_source, name="unveil-source", daemon=True)]
     threads += [threading.Thread(target=run_stage, args=(i,), name=f"unveil-{s.name}", daemon=True) for i, s in enumerate(stages)]
     threads.append(threading.Thread(target=deliver, name="unveil-sink", daemon=True))
@@ -205,6 +212,7 @@ def run_stages(
             t.join(2.0)
         raise
     stats.wall_s = time.perf_counter() - t_start
+    stats.cpu_s = time.process_time() - cpu_start
     stats.dropped = sum(link.dropped for link in links)
     if errors:
         raise errors[0]

@@ -121,3 +121,36 @@ def test_a_failing_progress_callback_stops_the_run_and_is_raised():
     with pytest.raises(RuntimeError, match="progress broke"):
         run_stages(frames(200, delay=0.005), [SlowStage("s", 0.0)], lambda f: None, policy="live",
                    progress=progress, progress_every_s=0.05)
+
+
+class BusyStage:
+    """Burns CPU in its own thread for `seconds` per frame."""
+
+    def __init__(self, name: str, seconds: float):
+        self.name, self.seconds = name, seconds
+
+    def process(self, frame: Frame) -> Frame:
+        end = time.thread_time() + self.seconds
+        while time.thread_time() < end:
+            pass
+        return frame
+
+
+def test_cpu_time_per_stage_tells_a_busy_stage_from_a_waiting_one():
+    stats = run_stages(frames(10), [SlowStage("waits", 0.01), BusyStage("works", 0.01)], lambda f: None)
+    summary = stats.summary()
+    assert summary["stage_cpu_ms"]["works"] >= 8.0 and summary["stage_cpu_ms"]["waits"] < 3.0
+    assert summary["stage_ms"]["waits"]["p50"] >= 8.0                # both take the same wall time
+    assert summary["cpu_ms_per_frame"] >= summary["stage_cpu_ms"]["works"]
+
+
+def test_the_budget_names_the_stages_over_it():
+    from realtime.bench import BUDGET_CPU_MS, budget_report
+
+    wall = {"p50": 1.0, "p95": 2.0}
+    summary = {"stage_ms": {"find": wall, "blend": wall, "extra": wall},
+               "stage_cpu_ms": {"find": BUDGET_CPU_MS["find"] + 1, "blend": BUDGET_CPU_MS["blend"] - 1, "extra": 50.0},
+               "cpu_ms_per_frame": 70.0}
+    report = budget_report(summary)
+    assert report["over_budget"] == ["find"] and report["frame_over_budget"]
+    assert report["stages"]["extra"]["budget_cpu_ms"] is None and not report["stages"]["extra"]["over"]
