@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-faces", metavar="DIR",
                    help="write each track's completed face per frame as an aligned crop (DIR/track_NNN/FRAME.png) at the "
                         "network's output size; small faces come from a completion_super_resolution model if loaded")
+    p.add_argument("--single-pass", action="store_true",
+                   help="read a video once (memory from the past only; default: two passes, the whole clip)")
     add_pipeline_arguments(p)
 
 
@@ -22,9 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from realtime.process import process
 
     summary = process(args.input, args.output, pipeline_config_from_args(args), save_masks=args.save_masks,
-                      stats_path=args.stats, export_faces=args.export_faces)
+                      stats_path=args.stats, export_faces=args.export_faces, two_pass=not args.single_pass)
     failed, warnings = summary["frames_failed_to_decode"], summary["decoder_warnings"]
-    print(f"wrote {args.output}: {summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} fps"
+    fps = summary.get("fps_overall", summary["fps"])
+    print(f"wrote {args.output}: {summary['frames']} frames, {summary['faces']} faces, {fps:.1f} fps"
+          + (" (two passes)" if summary.get("passes") == 2 else "")
           + (f"; {len(failed)} frames failed to decode: {failed[:20]}{' ...' if len(failed) > 20 else ''}" if failed else "")
           + (f"; the decoders warned {warnings} time{'s' if warnings != 1 else ''} about damaged data in the input"
              if warnings else ""))

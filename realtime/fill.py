@@ -220,6 +220,8 @@ class FillStage:
         self.reference: FaceMemory | None = None
         self.counts = np.zeros(len(FILLERS), np.int64)   # frame pixels filled by each filler so far
         self._remember_next = False
+        self.paint = True   # False: only learn the faces (a file's first pass gathers every track's memory)
+        self.learn = True   # False: the memory is fixed (a file's second pass fills from the memory of the whole clip)
 
     def request_remember(self) -> None:
         """Store the faces of the next frame in their tracks' memories (the viewer's "remember this face"); done in
@@ -273,9 +275,10 @@ class FillStage:
             if face.mask is None or face.landmarks is None or face.matrix is None or face.crop is None:
                 continue
             seen.add(face.track_id)
-            if face.mask.any():
+            if face.mask.any() and self.paint:
                 face.fill = self._fill_face(frame, face)
-            self._update_memory(frame, face)
+            if self.learn:
+                self._update_memory(frame, face)
         for track_id in [t for t in self.memories if t not in seen and t >= 0]:
             memory = self.memories[track_id]
             if frame.index - memory.last_update > 10 * max(self.config.memory.every, 1) + 30:

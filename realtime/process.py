@@ -1,7 +1,18 @@
-"""Offline processing of video files, images and image folders (the `unveil process` command)."""
+"""Offline processing of video files, images and image folders (the `unveil process` command).
+
+A video file is known from its first frame to its last, so by default it is read twice. Pass 1 (gather) runs
+detect, track, align, hands and find and learns every track's clean appearances (the fill memory, keyed by pose
+and expression) and clean references (the surface evidence); nothing is painted or written. Pass 2 (render) runs
+the whole pipeline with both fixed: a frame is filled with the person's own face from whichever moment of the clip
+is nearest in pose and expression, before or after it, and the surface evidence compares with references from the
+whole clip. Both passes see the same frames in the same order with fresh detectors, so track ids agree. A source
+that cannot be read twice (a stream, a pipe) runs one pass, and says so.
+"""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,13 +22,47 @@ from realtime.errors import UnveilError
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.scheduler import RunStats, run_stages
 from realtime.sinks import ImageSink, MaskSink, VideoFileSink, check_writable
-from realtime.sources import CameraSource, VideoFileSource, open_source
+from realtime.sources import CameraSource, VideoFileSource, is_url, open_source
+
+log = logging.getLogger("unveil")
+
+
+def can_read_twice(input_spec: str) -> bool:
+    """A regular local file can be decoded twice; a URL, a pipe or a device cannot (or not the same way)."""
+    if is_url(str(input_spec)):
+        return False
+    try:
+        return Path(input_spec).is_file()
+    except OSError:
+        return False
+
+
+def gather(input_spec: str, config: PipelineConfig, show_progress: bool = True):
+    """Pass 1: every track's memory and surface references over the whole clip; (fill stage, find stage, seconds)."""
+    t0 = time.perf_counter()
+    source = VideoFileSource(input_spec)
+    pipeline = build_pipeline(config)
+    fill, find = pipeline.stage("fill"), pipeline.stage("find")
+    fill.paint = False
+    total = source.info.frame_count if source.info else None
+    bar = tqdm(total=total, unit="frame", desc=f"pass 1/2 {Path(input_spec).name}", disable=not show_progress,
+               dynamic_ncols=True)
+    try:
+        run_stages(source, [s for s in pipeline.stages if s.name != "blend"], lambda frame: bar.update(1),
+                   policy="offline")
+    finally:
+        bar.close()
+        source.close()
+        pipeline.close()
+    return fill, find, time.perf_counter() - t0
 
 
 def process(input_spec: str, output: str, config: PipelineConfig, save_masks: str | None = None,
-            stats_path: str | None = None, show_progress: bool = True, export_faces: str | None = None) -> dict:
+            stats_path: str | None = None, show_progress: bool = True, export_faces: str | None = None,
+            two_pass: bool = True) -> dict:
     """Run the offline policy from INPUT to OUTPUT; returns the stats summary (also written to `stats_path`).
-    `export_faces`: a folder for each track's completed face crops (realtime.face_export).
+    `export_faces`: a folder for each track's completed face crops (realtime.face_export). `two_pass`: a video
+    file is gathered first (see the module doc); False, or a source that cannot be read twice: one pass.
 
     Input and outputs are checked before the models load, so a typo costs no waiting.
     """
@@ -40,12 +85,25 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         # unrelated still images: nothing to track or smooth across them
         config = replace(config, tracker=replace(config.tracker, smooth=False), find=replace(config.find, video=False),
                          fill=replace(config.fill, memory=replace(config.fill.memory, enabled=False)))
+    passes = 2 if is_video and two_pass and config.fill.memory.enabled else 1
+    if passes == 2 and not can_read_twice(input_spec):
+        log.warning("%s cannot be read twice (a stream or a pipe): one pass, memory from the past only", input_spec)
+        passes = 1
+    gathered = None
     try:
+        if passes == 2:
+            gathered = gather(input_spec, config, show_progress)
         pipeline = build_pipeline(config)
     except BaseException:
         sink.abort()
         source.close()
         raise
+    if gathered is not None:
+        fill, find, _ = gathered
+        pipeline.stage("fill").memories = fill.memories
+        pipeline.stage("fill").learn = False
+        if find.surface is not None and pipeline.stage("find").surface is not None:
+            pipeline.stage("find").surface.take_banks(find.surface)
     faces_out = None
     if export_faces:
         from realtime.face_export import FaceExport
@@ -53,7 +111,8 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         faces_out = FaceExport(export_faces, pipeline.finder.contract.crop_size, pipeline.small,
                                pipeline.stage("fill").config.small_face_eyes)
     total = source.info.frame_count if is_video and source.info else len(getattr(source, "paths", ())) or None
-    bar = tqdm(total=total, unit="frame" if is_video else "image", desc=Path(input_spec).name, disable=not show_progress, dynamic_ncols=True)
+    desc = f"pass 2/2 {Path(input_spec).name}" if passes == 2 else Path(input_spec).name
+    bar = tqdm(total=total, unit="frame" if is_video else "image", desc=desc, disable=not show_progress, dynamic_ncols=True)
 
     def write(frame) -> None:
         sink.write(frame)
@@ -74,7 +133,11 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         source.close()
         pipeline.close()
     summary = {"input": str(input_spec), "output": str(output), **stats.summary(),
-               "filled_pixels": pipeline.stage("fill").filled_pixels()}
+               "filled_pixels": pipeline.stage("fill").filled_pixels(), "passes": passes}
+    if gathered is not None:
+        gather_s = gathered[2]
+        summary["pass_s"] = {"gather": round(gather_s, 3), "render": summary["wall_s"]}
+        summary["fps_overall"] = round(summary["frames"] / max(gather_s + summary["wall_s"], 1e-9), 2)
     if faces_out:
         summary["exported_faces"] = faces_out.written
     summary["frames_failed_to_decode"] = sorted(set(summary["frames_failed_to_decode"]) | set(source.failed_frames))

@@ -206,7 +206,7 @@ def run_stages(
                     except Exception as exc:  # noqa: BLE001 - stops the run like a stage error would
                         fail(exc)
                     next_report = max(next_report + progress_every_s, time.perf_counter() + progress_every_s / 2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl+C, or SIGTERM unwinding (cli.main): stop the stage threads first
         stop.set()
         for t in threads:
             t.join(2.0)

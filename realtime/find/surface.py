@@ -47,11 +47,19 @@ class SurfaceEvidence:
         self.threshold = float(runner.contract.threshold)
         self.bank_size, self.every = bank_size, every
         self._banks: dict[int, TrackBank] = {}
+        self.frozen = False  # True: the banks hold the whole clip (a file's second pass): nothing added or forgotten
 
     def reset(self) -> None:
         self._banks.clear()
 
+    def take_banks(self, other: "SurfaceEvidence") -> None:
+        """Use another pass's banks (every track's references from the whole clip), frozen."""
+        self._banks = other._banks
+        self.frozen = True
+
     def forget(self, keep: set[int]) -> None:
+        if self.frozen:
+            return
         for track_id in [t for t in self._banks if t not in keep]:
             del self._banks[track_id]
 
@@ -85,7 +93,7 @@ class SurfaceEvidence:
         """Add a face judged clean to its track's bank (at most every `every` frames); a full bank gives up the
         reference nearest to the new one, so the bank keeps its spread of poses and expressions and follows the
         light. Returns whether it was added."""
-        if face.track_id < 0 or face.score <= 0:
+        if face.track_id < 0 or face.score <= 0 or self.frozen:
             return False
         bank = self._banks.setdefault(face.track_id, TrackBank())
         if index - bank.last_added < self.every:
