@@ -45,6 +45,7 @@ from realtime.fill import FILLERS
 from realtime.frame import Frame
 from realtime.one_euro import OneEuroFilter
 from realtime.pipeline import PipelineConfig, build_pipeline
+from realtime.process import gather, use_gathered
 from realtime.align import transform_points
 from realtime.regions import dilate, face_oval, face_region
 from trainer.evaluation.metrics import psnr, ssim_map, temporal_error
@@ -446,12 +447,27 @@ class TrueMaskFind:
 
 def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], anchors: list[FaceAnchor | None],
                  fps: float, kind: str, schedule: str, arrival: int, config: PipelineConfig, palette: str,
-                 bar: tqdm | None = None, strip: StripRequest | None = None, true_mask: bool = False) -> dict:
-    """Occlude the clean `frames` on `schedule`, run them through a fresh pipeline in order, score Unveil and Telea."""
+                 bar: tqdm | None = None, strip: StripRequest | None = None, true_mask: bool = False,
+                 two_pass: bool = False) -> dict:
+    """Occlude the clean `frames` on `schedule`, run them through a fresh pipeline in order, score Unveil and Telea.
+    `two_pass`: first gather the whole occluded clip, as `unveil process` does with a file (realtime.process)."""
     hw = frames[0].shape[:2]
     first = first_occluded(schedule, arrival)
     time_base = 1 / Fraction(fps).limit_denominator(1001)
+
+    def occluded_frame(i: int, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if anchors[i] is not None and occluder_on(schedule, i, arrival):
+            alpha, colour = paint_occluder(kind, i, anchors[i], hw, palette)
+            return composite(clean, alpha, colour, threshold=0.0)[0], alpha
+        return clean, None
+
+    gathered = None
+    if two_pass and not true_mask:
+        gathered = gather((Frame(index=i, image=occluded_frame(i, c)[0], pts=i, time_base=time_base)
+                           for i, c in enumerate(frames)), config)
     pipeline = build_pipeline(config)
+    if gathered is not None:
+        use_gathered(pipeline, gathered)
     oracle = None
     if true_mask:
         oracle = TrueMaskFind()
@@ -463,11 +479,7 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
     start = time.perf_counter()
     try:
         for i, clean in enumerate(frames):
-            alpha = None
-            occluded = clean
-            if anchors[i] is not None and occluder_on(schedule, i, arrival):
-                alpha, colour = paint_occluder(kind, i, anchors[i], hw, palette)
-                occluded = composite(clean, alpha, colour, threshold=0.0)[0]
+            occluded, alpha = occluded_frame(i, clean)
             if oracle is not None:
                 oracle.alpha = alpha
             t0 = time.perf_counter()
@@ -507,6 +519,7 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
         "kind": kind, "schedule": schedule, "first_scored": first, "frames_run": len(frames), "mode": mode,
         "mean": summarise_run(scored),
         "filled_pixels_all_frames": filled,
+        "passes": 2 if gathered is not None else 1,
         "timing": {"wall_s": time.perf_counter() - start, "unveil_ms": 1000 * unveil_s / n, "telea_ms": 1000 * telea_s / n},
         "series": series_of(scored),
     }
@@ -550,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--palette", default="natural", choices=PALETTES,
                    help="occluder colours (magenta: what the tiny test model detects)")
+    p.add_argument("--two-pass", action="store_true",
+                   help="gather the whole occluded clip first, as `unveil process` does with a file")
     p.add_argument("--true-mask", action="store_true",
                    help="fill the TRUE occluder mask instead of the one Unveil finds: the fill alone against Telea")
     p.add_argument("--strip-kind", choices=OCCLUDER_KINDS, help="occluder of the picture strip (default: the first)")
@@ -636,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
                     want_strip = strip_source is None and kind == strip_kind and schedule == "arrives"
                     request = StripRequest(tile) if want_strip else None
                     run = run_schedule(frames, landmarks, anchors, clip.fps, kind, schedule, arrival, config,
-                                       args.palette, bar, request, true_mask=args.true_mask)
+                                       args.palette, bar, request, true_mask=args.true_mask,
+                                       two_pass=args.two_pass)
                     run["clip"] = str(clip.path)
                     runs.append(run)
                     if request is not None and request.candidates:
@@ -650,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = aggregate(runs)
     meta = {
         "models": ", ".join(args.model) or "shipped defaults", "mode": runs[0]["mode"], "provider": args.provider,
+        "passes": 2 if args.two_pass else 1,
         "palette": args.palette, "arrive_s": args.arrive_s, "frames": args.frames, "occluders": kinds,
         "clips": len({r["clip"] for r in runs}), "pipeline_frames": sum(r["frames_run"] for r in runs),
         "wall_s": time.perf_counter() - start, "min_hole_px": MIN_HOLE_PX,

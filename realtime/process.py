@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Iterable
 
 from tqdm import tqdm
 
 from realtime.errors import UnveilError
+from realtime.frame import Frame
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.scheduler import RunStats, run_stages
 from realtime.sinks import ImageSink, MaskSink, VideoFileSink, check_writable
@@ -37,24 +39,45 @@ def can_read_twice(input_spec: str) -> bool:
         return False
 
 
-def gather(input_spec: str, config: PipelineConfig, show_progress: bool = True):
-    """Pass 1: every track's memory and surface references over the whole clip; (fill stage, find stage, seconds)."""
+@dataclass
+class Gathered:
+    """What pass 1 learned of the whole clip, per track."""
+    memories: dict            # track id -> FaceMemory (realtime.memory)
+    surface: object | None    # the find stage's SurfaceEvidence, or None without an occlusion_change model
+    seconds: float
+
+
+def gather(frames: Iterable[Frame], config: PipelineConfig, on_frame: Callable[[Frame], None] = lambda f: None
+           ) -> Gathered:
+    """Pass 1 over `frames`: detect, track, align, hands, find and the fill stage's learning, nothing painted."""
     t0 = time.perf_counter()
-    source = VideoFileSource(input_spec)
     pipeline = build_pipeline(config)
-    fill, find = pipeline.stage("fill"), pipeline.stage("find")
-    fill.paint = False
+    pipeline.stage("fill").paint = False
+    try:
+        run_stages(frames, [s for s in pipeline.stages if s.name != "blend"], on_frame, policy="offline")
+    finally:
+        pipeline.close()
+    return Gathered(pipeline.stage("fill").memories, pipeline.stage("find").surface, time.perf_counter() - t0)
+
+
+def use_gathered(pipeline, gathered: Gathered) -> None:
+    """Pass 2: the pipeline fills from, and decides with, what pass 1 learned, fixed."""
+    fill, surface = pipeline.stage("fill"), pipeline.stage("find").surface
+    fill.memories, fill.learn = gathered.memories, False
+    if gathered.surface is not None and surface is not None:
+        surface.take_banks(gathered.surface)
+
+
+def gather_file(input_spec: str, config: PipelineConfig, show_progress: bool = True) -> Gathered:
+    source = VideoFileSource(input_spec)
     total = source.info.frame_count if source.info else None
     bar = tqdm(total=total, unit="frame", desc=f"pass 1/2 {Path(input_spec).name}", disable=not show_progress,
                dynamic_ncols=True)
     try:
-        run_stages(source, [s for s in pipeline.stages if s.name != "blend"], lambda frame: bar.update(1),
-                   policy="offline")
+        return gather(source, config, lambda frame: bar.update(1))
     finally:
         bar.close()
         source.close()
-        pipeline.close()
-    return fill, find, time.perf_counter() - t0
 
 
 def process(input_spec: str, output: str, config: PipelineConfig, save_masks: str | None = None,
@@ -92,18 +115,14 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
     gathered = None
     try:
         if passes == 2:
-            gathered = gather(input_spec, config, show_progress)
+            gathered = gather_file(input_spec, config, show_progress)
         pipeline = build_pipeline(config)
     except BaseException:
         sink.abort()
         source.close()
         raise
     if gathered is not None:
-        fill, find, _ = gathered
-        pipeline.stage("fill").memories = fill.memories
-        pipeline.stage("fill").learn = False
-        if find.surface is not None and pipeline.stage("find").surface is not None:
-            pipeline.stage("find").surface.take_banks(find.surface)
+        use_gathered(pipeline, gathered)
     faces_out = None
     if export_faces:
         from realtime.face_export import FaceExport
@@ -135,7 +154,7 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
     summary = {"input": str(input_spec), "output": str(output), **stats.summary(),
                "filled_pixels": pipeline.stage("fill").filled_pixels(), "passes": passes}
     if gathered is not None:
-        gather_s = gathered[2]
+        gather_s = gathered.seconds
         summary["pass_s"] = {"gather": round(gather_s, 3), "render": summary["wall_s"]}
         summary["fps_overall"] = round(summary["frames"] / max(gather_s + summary["wall_s"], 1e-9), 2)
     if faces_out:
