@@ -47,14 +47,16 @@ def test_sure_regions_and_hands_are_never_vetoed():
     assert decide(np.zeros((S, S), np.float32), hand, REGION, 0.5, None, config, unchanged, 0.5)[1][50, 50]
 
 
-def test_a_sure_change_where_the_segmenter_is_unsure_is_found():
-    config = FindConfig(video=False, off_ratio=0.6)
+def test_a_sure_change_where_the_segmenter_is_unsure_is_found_when_asked():
+    config = FindConfig(video=False, off_ratio=0.6, surface_adds=True)
     probability = np.where(square(10, 30, 10, 30), 0.4, 0.0).astype(np.float32)  # below threshold 0.5, above 0.3
     change = np.where(square(10, 30, 10, 30), 0.95, 0.0).astype(np.float32)
     assert not decide(probability, NO_HANDS, REGION, 0.5, None, config)[1].any()
     assert decide(probability, NO_HANDS, REGION, 0.5, None, config, change, 0.5)[1][20, 20]
     faint = np.where(square(10, 30, 10, 30), 0.1, 0.0).astype(np.float32)       # the segmenter sees nothing there
     assert not decide(faint, NO_HANDS, REGION, 0.5, None, config, change, 0.5)[1].any()
+    default = FindConfig(video=False, off_ratio=0.6)                             # by default the surface only vetoes
+    assert not decide(probability, NO_HANDS, REGION, 0.5, None, default, change, 0.5)[1].any()
 
 
 def mesh_face(crop: np.ndarray, track_id: int, spread: float = 0.0) -> Face:

@@ -16,6 +16,8 @@ class FindConfig:
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
     surface: bool = True             # the surface-change evidence, when an occlusion_change model is loaded
     surface_veto: float = 0.3        # a region without a hand whose mean change probability is below this is dropped
+    surface_adds: bool = False       # also take a sure change where the segmenter is unsure (off: precision first;
+                                     # docs/find.md has what it did on clean clips)
     hands: bool = True               # mediapipe Hands evidence (the hands stage finds them, find/hands.py)
     hands_complexity: int = 1        # mediapipe Hands model (0 light, 1 full: finds more hands against a face)
     hands_min_score: float = 0.3     # its palm-detection score

@@ -27,7 +27,7 @@ def decide(probability: np.ndarray, hands: np.ndarray, region: np.ndarray, thres
     conditioned segmenter's probability, realtime.find.surface) when the track has a clean reference, else None."""
     min_area = max(int(round(config.min_area * region.size)), 1)
     found = probability >= threshold
-    if change is not None:  # positive: a change the surface model is sure of, where the segmenter is unsure
+    if change is not None and config.surface_adds:  # a change the surface model is sure of, the segmenter unsure
         found |= (change >= change_threshold) & (probability >= config.off_ratio * threshold)
     candidate = remove_specks((found | hands) & region, min_area)
     confident = sure_level(config, threshold)
