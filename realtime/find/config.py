@@ -19,8 +19,8 @@ class FindConfig:
     surface_adds: bool = False       # also take a sure change where the segmenter is unsure (off: precision first;
                                      # docs/find.md has what it did on clean clips)
     hands: bool = True               # mediapipe Hands evidence (the hands stage finds them, find/hands.py)
-    hands_complexity: int = 1        # mediapipe Hands model (0 light, 1 full: finds more hands against a face)
-    hands_min_score: float = 0.3     # its palm-detection score
+    hands_complexity: int = 0        # mediapipe Hands model (0 light, 1 full; 1 with score 0.3 touched more clean frames)
+    hands_min_score: float = 0.5     # its palm-detection score (docs/find.md)
     hands_refine: float = 0.03       # GrabCut band around the hand silhouette, crop fraction (0 = the shape as drawn)
     hands_every: int = 2             # the hands stage runs Hands on every n-th frame of a video, keeps hands between
     max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped

@@ -3,8 +3,8 @@
 A hand over the face is the commonest occluder on a webcam. The hands stage finds them (its own thread, so it runs
 beside the segmenter); the find stage draws their silhouette in aligned-crop coordinates (palm, fingers of their
 real width, wrist), refines it to the hand's pixels with GrabCut seeded by that shape, and `decide` combines it
-with the other evidence. Hands runs at model complexity 1 with a low detection score: a hand in front of a face is
-seen against skin, where the light model and the default score miss it.
+with the other evidence. Hands runs at model complexity 0 and score 0.5 by default: complexity 1 at score 0.3 found
+more hands but, on clean clips of the calibrate people, touched more clean frames (docs/find.md).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 1
 class HandDetector:
     """(21, 2) frame-pixel landmarks of every hand in a BGR frame. Not thread-safe: one instance per thread."""
 
-    def __init__(self, max_hands: int = 2, min_score: float = 0.3, video: bool = True, complexity: int = 1):
+    def __init__(self, max_hands: int = 2, min_score: float = 0.5, video: bool = True, complexity: int = 0):
         import mediapipe as mp
 
         from realtime.detect import quiet_native_stderr
