@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,14 +23,14 @@ import torch
 
 from realtime.align import template_points
 from realtime.errors import UnveilError
-from trainer.checkpoints import load_parts, read_run, save_checkpoint
+from trainer.checkpoints import load_parts, read_run
 from trainer.cutouts import load_cutouts, place_cutout, split_cutouts
 from trainer.data import FaceStore, image_to_tensor
 from trainer.networks.reference_segmenter import ReferenceSegmenter
 from trainer.occlusion import OcclusionSynth
 from trainer.train_segmenter import (
     MIX_WEIGHTS, REALISTIC_WEIGHTS, calibrate, clear_glasses, degrade, face_region_from_points, jitter_alignment,
-    mask_scores, photometric, segmentation_loss,
+    fit, mask_scores, photometric, recalibrate_batchnorm,
 )
 
 
@@ -128,23 +126,6 @@ def predict(network, currents: np.ndarray, references: np.ndarray, batch: int = 
     return np.concatenate(probs)
 
 
-@torch.no_grad()
-def recalibrate_batchnorm(network, data: PairData, batches: int, batch_size: int, seed: int = 0) -> None:
-    """BatchNorm's running statistics re-estimated with the final weights (as trainer.train_segmenter does)."""
-    torch.manual_seed(seed)
-    for module in network.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    network.train()
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, num_workers=0)
-    for i, (current, reference, _) in enumerate(loader):
-        if i >= batches:
-            break
-        network(current, reference)
-    network.eval()
-
-
 def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -161,31 +142,7 @@ def train(args: argparse.Namespace) -> int:
     data = PairData(store, train_cutouts, "train", args.size, seed=args.seed + step)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                                          drop_last=True, persistent_workers=args.workers > 0)
-    started, first_step = time.time(), step
-    log = (out / "metrics.jsonl").open("a")
-    network.train()
-    while step < args.steps:
-        for current, reference, target in loader:
-            lr = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / args.steps, 1.0))))
-            for group in optimiser.param_groups:
-                group["lr"] = lr
-            loss = segmentation_loss(network(current, reference)["logits"], target)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            step += 1
-            if step % 20 == 0:
-                rate = (step - first_step) / max(time.time() - started, 1e-6)
-                log.write(json.dumps({"step": step, "loss": float(loss), "lr": lr}) + "\n")
-                log.flush()
-                print(f"step {step}/{args.steps} loss {float(loss):.4f} lr {lr:.2e} ({rate:.2f} steps/s)", flush=True)
-            if step % args.checkpoint_every == 0 or step >= args.steps:
-                save_checkpoint(checkpoint, {"model": network.state_dict(), "optimiser": optimiser.state_dict(),
-                                             "step": step, "widths": list(args.widths), "size": args.size})
-            if step >= args.steps:
-                break
-    print(f"trained {step} steps", flush=True)
-    return 0
+    return fit(network, optimiser, loader, args, step, checkpoint, {"widths": list(args.widths), "size": args.size})
 
 
 def finish(args: argparse.Namespace):

@@ -293,24 +293,27 @@ def train(args: argparse.Namespace) -> int:
     if args.resume and checkpoint.is_file():
         step = load_parts(read_run(checkpoint), {"model": network, "optimiser": optimiser})
         print(f"resumed at step {step}", flush=True)
-    elif args.init:
-        from trainer.onnx_weights import state_dict_from_onnx
-
-        network.load_state_dict(state_dict_from_onnx(args.init))
-        print(f"warm start from {args.init}", flush=True)
     data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed + step,
                          glasses_fraction=args.glasses_fraction)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                                          drop_last=True, persistent_workers=args.workers > 0)
-    log = (out / "metrics.jsonl").open("a")
+    return fit(network, optimiser, loader, args, step, out / "last.pt", {"widths": list(args.widths)})
+
+
+def fit(network: nn.Module, optimiser, loader, args: argparse.Namespace, step: int, checkpoint: Path,
+        extra: dict) -> int:
+    """The segmenters' training loop: batches are (inputs..., target); AdamW with a cosine decay to 5 % of --lr,
+    BCE + Dice, a line and a metrics.jsonl row every 20 steps, OUT/last.pt (with `extra`) every
+    --checkpoint-every steps and at the end."""
+    log = (checkpoint.parent / "metrics.jsonl").open("a")
     started, first_step = time.time(), step
     network.train()
     while step < args.steps:
-        for x, y in loader:
+        for *inputs, target in loader:
             lr = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / args.steps, 1.0))))
             for group in optimiser.param_groups:
                 group["lr"] = lr
-            loss = segmentation_loss(network(x)["logits"], y)
+            loss = segmentation_loss(network(*inputs)["logits"], target)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -322,7 +325,7 @@ def train(args: argparse.Namespace) -> int:
                 print(f"step {step}/{args.steps} loss {float(loss):.4f} lr {lr:.2e} ({rate:.2f} steps/s)", flush=True)
             if step % args.checkpoint_every == 0 or step >= args.steps:
                 save_checkpoint(checkpoint, {"model": network.state_dict(), "optimiser": optimiser.state_dict(),
-                                             "step": step, "widths": list(args.widths)})
+                                             "step": step, **extra})
             if step >= args.steps:
                 break
     print(f"trained {step} steps", flush=True)
@@ -351,10 +354,10 @@ def recalibrate_batchnorm(network: nn.Module, data: torch.utils.data.Dataset, ba
             module.momentum = None
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, num_workers=0)
     network.train()
-    for i, (x, _) in enumerate(loader):
+    for i, (*inputs, _) in enumerate(loader):
         if i >= batches:
             break
-        network(x)
+        network(*inputs)
     network.eval()
 
 
@@ -403,7 +406,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument("--init", metavar="MODEL.onnx", help="warm start from an exported segmenter (not on resume)")
     parser.add_argument("--finish", action="store_true", help="do not train: calibrate, report and export")
     parser.add_argument("--export", metavar="PATH.onnx", help="with --finish: write the ONNX model here")
     parser.add_argument("--val-size", type=int, default=500, help="validation faces per protocol")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainer.networks.segmenter import _block
+from trainer.networks.segmenter import _block, unet_pass
 from trainer.registry import NETWORKS
 
 
@@ -29,12 +29,5 @@ class ReferenceSegmenter(nn.Module):
 
     def forward(self, image: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         x = torch.cat([image * 2.0 - 1.0, reference * 2.0 - 1.0, (image - reference) * 2.0], dim=1)
-        skips = []
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-        for block, skip in zip(self.up, reversed(skips[:-1])):
-            x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-            x = block(torch.cat([x, skip], dim=1))
-        logits = self.head(x)
+        logits = unet_pass(self, x)
         return {"mask": torch.sigmoid(logits), "logits": logits}

@@ -20,6 +20,18 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     )
 
 
+def unet_pass(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits of a U-Net laid out as `down` blocks, `up` blocks (bilinear upsampling, skip concatenation), `head`."""
+    skips = []
+    for block in net.down:
+        x = block(x)
+        skips.append(x)
+    for block, skip in zip(net.up, reversed(skips[:-1])):
+        x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = block(torch.cat([x, skip], dim=1))
+    return net.head(x)
+
+
 @NETWORKS.register("occlusion_segmenter")
 class OcclusionSegmenter(nn.Module):
     contract_kind = "occlusion_mask"
@@ -37,13 +49,5 @@ class OcclusionSegmenter(nn.Module):
         self.head = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        skips = []
-        x = image * 2.0 - 1.0
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-        for block, skip in zip(self.up, reversed(skips[:-1])):
-            x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-            x = block(torch.cat([x, skip], dim=1))
-        logits = self.head(x)
+        logits = unet_pass(self, image * 2.0 - 1.0)
         return {"mask": torch.sigmoid(logits), "logits": logits}
