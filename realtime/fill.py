@@ -360,8 +360,7 @@ class FillStage:
             if pool is None or not pool.entries:
                 continue
             tried: dict[int, Warped] = {}
-            kept = pool.still_chosen(key)
-            for index in [kept] if kept is not None else pool.nearest(key, self.config.memory.candidates):
+            for index in pool.nearest(key, self.config.memory.candidates):
                 entry = pool.entries[index]
                 cleared = np.zeros_like(entry.known) if entry.cleared is None else entry.cleared
                 layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255, cleared.astype(np.uint8) * 255])
@@ -382,8 +381,6 @@ class FillStage:
                 continue   # no entry of this pool knows the hole
             if pool.chosen in tried and tried[pool.chosen].mismatch <= 1.15 * tried[best].mismatch:
                 best = pool.chosen   # sticky: switching entries every frame would flicker
-            if kept is None or best != pool.chosen:
-                pool.chosen_key = key.copy()  # chosen from all candidates here: kept while the pose holds
             pool.chosen = best
             image, valid = matched(patch, tried[best].image, tried[best].valid, ring)
             return Remembered(image, valid, look, look_cleared if look is not None else np.zeros_like(todo))

@@ -90,7 +90,6 @@ class FaceMemory:
     config: MemoryConfig = field(default_factory=MemoryConfig)
     entries: list[MemoryEntry] = field(default_factory=list)
     chosen: int | None = None
-    chosen_key: np.ndarray | None = None   # the pose/expression the choice was made at (fill keeps it while it holds)
     last_update: int = -(10**9)
 
     def remember(self, entry: MemoryEntry) -> None:
@@ -112,7 +111,7 @@ class FaceMemory:
             if known < self.entries[weakest].known.sum():
                 return
             del self.entries[weakest]
-            self.chosen = self.chosen_key = None
+            self.chosen = None
         self.entries.append(entry)
 
     def best(self, key: np.ndarray) -> MemoryEntry | None:
@@ -126,13 +125,6 @@ class FaceMemory:
                 nearest = self.chosen
         self.chosen = nearest
         return self.entries[nearest]
-
-    def still_chosen(self, key: np.ndarray) -> int | None:
-        """The entry chosen before, while the pose and expression are still within `key_radius` of where it was
-        chosen: one warp instead of trying every candidate again."""
-        if self.chosen is None or self.chosen_key is None or self.chosen >= len(self.entries):
-            return None
-        return self.chosen if float(np.linalg.norm(self.chosen_key - key)) < self.config.key_radius else None
 
     def nearest(self, key: np.ndarray, count: int) -> list[int]:
         """Indices of the `count` entries nearest `key` (pose and expression), nearest first."""

@@ -239,14 +239,3 @@ def test_an_entry_that_cleared_doubted_places_is_not_replaced_by_one_that_did_no
     assert [e.index for e in memory.entries] == [0]
     memory.remember(entry(2, cleared=6))     # same pose, as much evidence: the newer one wins
     assert [e.index for e in memory.entries] == [2]
-
-
-def test_the_chosen_memory_entry_is_kept_while_the_pose_holds():
-    memory = FaceMemory(MemoryConfig(key_radius=0.015))
-    for k in range(3):
-        memory.entries.append(MemoryEntry(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 2), np.float32),
-                                          np.ones((4, 4), bool), np.array([0.1 * k, 0.0]), k))
-    assert memory.still_chosen(np.zeros(2)) is None                  # nothing chosen yet: try the candidates
-    memory.chosen, memory.chosen_key = 1, np.array([0.1, 0.0])
-    assert memory.still_chosen(np.array([0.105, 0.0])) == 1          # the pose holds: one warp
-    assert memory.still_chosen(np.array([0.14, 0.0])) is None        # it moved: choose again
