@@ -47,3 +47,53 @@ def state_dict_from_onnx(path: str | Path) -> dict[str, torch.Tensor]:
     if not state:
         raise UnveilError(f"{path} names no network weights (not exported by `unveil export`?)")
     return state
+
+
+def unfold_batchnorm_into(network: torch.nn.Module, path: str | Path) -> int:
+    """Load an ONNX file whose Conv+BatchNorm pairs the exporter folded (one Conv with an unnamed weight and bias)
+    into `network`, which still has the BatchNorm after each bias-free conv: the conv takes the folded weight and
+    the BatchNorm becomes the identity plus the folded bias (gamma 1, running mean 0, running variance 1 - eps).
+    In eval mode that is the exported function exactly; train it with the BatchNorm statistics frozen
+    (`freeze_batchnorm`), since batch statistics would re-normalise it into a different function.
+    Returns how many convs were loaded; named weights (the head) are loaded as they are."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    state = state_dict_from_onnx(path)
+    model = onnx.load(str(path))
+    arrays = {init.name: init for init in model.graph.initializer}
+    modules = dict(network.named_modules())
+    loaded = 0
+    with torch.no_grad():
+        for node in model.graph.node:
+            if node.op_type != "Conv" or len(node.input) < 3 or node.input[1].startswith(PREFIX):
+                continue
+            if node.input[1] not in arrays or not node.name.startswith(f"/{PREFIX[:-1]}/"):
+                continue
+            conv_name = node.name.split("/")[-2]            # "/network/down.0/down.0.0/Conv" -> "down.0.0"
+            parent, _, index = conv_name.rpartition(".")
+            conv, norm = modules.get(conv_name), modules.get(f"{parent}.{int(index) + 1}") if index.isdigit() else None
+            if not isinstance(conv, torch.nn.Conv2d) or not isinstance(norm, torch.nn.BatchNorm2d):
+                raise UnveilError(f"{path}: conv {conv_name} has no BatchNorm after it in this network")
+            conv.weight.copy_(torch.from_numpy(np.array(numpy_helper.to_array(arrays[node.input[1]]))))
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(torch.from_numpy(np.array(numpy_helper.to_array(arrays[node.input[2]]))))
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+            loaded += 1
+        for key, value in state.items():
+            target = network.state_dict().get(key)
+            if target is None or target.shape != value.shape:
+                raise UnveilError(f"{path}: weight {key} does not fit this network")
+            target.copy_(value)
+    if not loaded:
+        raise UnveilError(f"{path} holds no folded convs to unfold")
+    return loaded
+
+
+def freeze_batchnorm(network: torch.nn.Module) -> None:
+    """Put every BatchNorm in eval mode (running statistics used and not updated) while the rest trains."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()

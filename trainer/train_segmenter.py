@@ -31,6 +31,7 @@ from trainer.checkpoints import load_parts, read_run, save_checkpoint
 from trainer.cutouts import Cutout, load_cutouts, place_cutout, split_cutouts
 from trainer.data import FaceStore, flip_face, image_to_tensor
 from trainer.networks.segmenter import OcclusionSegmenter
+from trainer.onnx_weights import freeze_batchnorm, unfold_batchnorm_into
 from trainer.occlusion import OcclusionSynth
 from realtime.align import template_points
 
@@ -290,14 +291,21 @@ def train(args: argparse.Namespace) -> int:
     optimiser = torch.optim.AdamW(network.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
     checkpoint = out / "last.pt"
+    frozen_batchnorm = bool(args.warm_start)
     if args.resume and checkpoint.is_file():
-        step = load_parts(read_run(checkpoint), {"model": network, "optimiser": optimiser})
+        run = read_run(checkpoint)
+        step = load_parts(run, {"model": network, "optimiser": optimiser})
+        frozen_batchnorm = bool(run.get("frozen_batchnorm", False))
         print(f"resumed at step {step}", flush=True)
+    elif args.warm_start:
+        loaded = unfold_batchnorm_into(network, args.warm_start)
+        print(f"warm start from {args.warm_start} ({loaded} convs; BatchNorm statistics frozen)", flush=True)
     data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed + step,
                          glasses_fraction=args.glasses_fraction)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                                          drop_last=True, persistent_workers=args.workers > 0)
-    return fit(network, optimiser, loader, args, step, out / "last.pt", {"widths": list(args.widths)})
+    return fit(network, optimiser, loader, args, step, out / "last.pt",
+               {"widths": list(args.widths), "frozen_batchnorm": frozen_batchnorm})
 
 
 def fit(network: nn.Module, optimiser, loader, args: argparse.Namespace, step: int, checkpoint: Path,
@@ -308,6 +316,8 @@ def fit(network: nn.Module, optimiser, loader, args: argparse.Namespace, step: i
     log = (checkpoint.parent / "metrics.jsonl").open("a")
     started, first_step = time.time(), step
     network.train()
+    if extra.get("frozen_batchnorm"):
+        freeze_batchnorm(network)
     while step < args.steps:
         for *inputs, target in loader:
             lr = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / args.steps, 1.0))))
@@ -377,8 +387,9 @@ def finish(args: argparse.Namespace) -> Finished:
     store = FaceStore(args.data)
     train_cutouts, held_cutouts = split_cutouts(load_cutouts(args.occluders))
     network = load_network(Path(args.out) / "last.pt", store.crop_size)
-    data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed)
-    recalibrate_batchnorm(network, data, args.bn_batches, args.batch)
+    if not read_run(Path(args.out) / "last.pt").get("frozen_batchnorm", False):
+        data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed)
+        recalibrate_batchnorm(network, data, args.bn_batches, args.batch)
     val = validation_set(store, held_cutouts, args.val_size)
     clean_probs = predict(network, val["clean"][0])
     threshold = calibrate(clean_probs, val["clean"][2], args.clean_target, args.min_area)
@@ -404,6 +415,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warm-start", metavar="MODEL.onnx",
+                        help="start from a shipped segmenter (its folded BatchNorm unfolded, statistics frozen)")
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--finish", action="store_true", help="do not train: calibrate, report and export")
