@@ -45,7 +45,7 @@ from realtime.fill import FILLERS
 from realtime.frame import Frame
 from realtime.one_euro import OneEuroFilter
 from realtime.pipeline import PipelineConfig, build_pipeline
-from realtime.process import gather, use_gathered
+from realtime.process import Gathered, gather, use_gathered
 from realtime.align import transform_points
 from realtime.regions import dilate, face_oval, face_region
 from trainer.evaluation.metrics import psnr, ssim_map, temporal_error
@@ -423,6 +423,7 @@ class TrueMaskFind:
     measured apart from the finding, against Telea given the same mask (`--true-mask`)."""
 
     name = "find"
+    surface = None  # no surface-change model: the pipeline's `mode` and `runners` read this
 
     def __init__(self) -> None:
         self.alpha: np.ndarray | None = None
@@ -445,6 +446,24 @@ class TrueMaskFind:
         pass
 
 
+def gather_with_true_mask(frames_and_alphas, config: PipelineConfig) -> Gathered:
+    """Pass 1 as realtime.process.gather, but with the TRUE occluder mask as the find stage (frames one at a time,
+    so that each frame meets its own mask): what the fill learns of the whole clip, apart from the finding."""
+    t0 = time.perf_counter()
+    pipeline = build_pipeline(config)
+    pipeline.stage("fill").paint = False
+    oracle = TrueMaskFind()
+    stages = [oracle if stage.name == "find" else stage for stage in pipeline.stages if stage.name != "blend"]
+    try:
+        for frame, alpha in frames_and_alphas:
+            oracle.alpha = alpha
+            for stage in stages:
+                frame = stage.process(frame)
+    finally:
+        pipeline.close()
+    return Gathered(pipeline.stage("fill").memories, None, time.perf_counter() - t0)
+
+
 def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], anchors: list[FaceAnchor | None],
                  fps: float, kind: str, schedule: str, arrival: int, config: PipelineConfig, palette: str,
                  bar: tqdm | None = None, strip: StripRequest | None = None, true_mask: bool = False,
@@ -462,7 +481,11 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
         return clean, None
 
     gathered = None
-    if two_pass and not true_mask:
+    if two_pass and true_mask:
+        gathered = gather_with_true_mask(((Frame(index=i, image=image, pts=i, time_base=time_base), alpha)
+                                          for i, (image, alpha) in enumerate(occluded_frame(i, c)
+                                                                             for i, c in enumerate(frames))), config)
+    elif two_pass:
         gathered = gather((Frame(index=i, image=occluded_frame(i, c)[0], pts=i, time_base=time_base)
                            for i, c in enumerate(frames)), config)
     pipeline = build_pipeline(config)
