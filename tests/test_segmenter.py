@@ -15,6 +15,7 @@ from realtime.runner import ModelRunner
 from tests.tiny_datasets import face_crops, write_dataset
 from cli import train_segmenter as train_segmenter_command
 from trainer import train_segmenter as ts
+from trainer.data import FaceStore
 from trainer.cutouts import load_cutouts, place_cutout, split_cutouts
 from trainer.networks.segmenter import OcclusionSegmenter
 
@@ -206,3 +207,39 @@ def test_a_pair_is_two_moments_of_one_person():
         assert current.shape == reference.shape == (16, 16, 3) and not mask.any()
         now, then = store.read
         assert now != then and store.ids[now] == store.ids[then]  # the same person, another moment
+
+
+def test_a_warm_started_run_mixes_datasets_keeps_frozen_statistics_and_starts_from_the_file(tmp_path):
+    rng = np.random.default_rng(1)
+    face = rng.integers(0, 256, (512, 512, 3), np.uint8)
+    crops, points = face_crops(face, 12, SIZE)
+    first = write_dataset(tmp_path / "a", crops, points, [f"id{i % 6}" for i in range(12)], val_fraction=0.4)
+    second = write_dataset(tmp_path / "b", crops[:6], points[:6], [f"p{i}" for i in range(6)], val_fraction=0.0)
+    occluders = make_occluders(tmp_path / "occ")
+    parser = argparse.ArgumentParser()
+    ts.add_arguments(parser)
+    widths = ["--widths", "4", "8", "16"]
+    common = ["--data", str(first), "--occluders", str(occluders), "--batch", "4", "--workers", "0", *widths]
+
+    # a shipped-style file: exported from a run, so its BatchNorm is folded into the convs
+    assert ts.train(parser.parse_args(common + ["--out", str(tmp_path / "src"), "--steps", "2"])) == 0
+    shipped = tmp_path / "shipped.onnx"
+    assert train_segmenter_command.run(parser.parse_args(
+        common + ["--out", str(tmp_path / "src"), "--finish", "--export", str(shipped), "--val-size", "4"])) == 0
+
+    args = parser.parse_args(common + ["--out", str(tmp_path / "ft"), "--steps", "1", "--lr", "1e-12",
+                                       "--warm-start", str(shipped), "--also-data", str(second)])
+    data = ts.mixed_training_data([FaceStore(first), FaceStore(second)], [], args, seed=0)
+    assert len(data) == len(FaceStore(first).indices("train")) + len(FaceStore(second).indices("train"))
+    assert ts.train(args) == 0
+    run = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)
+    assert run["frozen_batchnorm"] is True
+    # with a vanishing learning rate the fine-tuned network is still the shipped file's function
+    network = ts.load_network(tmp_path / "ft" / "last.pt", SIZE)
+    import onnxruntime
+
+    images = np.stack(crops[:2])
+    ours = ts.predict(network, images)
+    session = onnxruntime.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {"image": images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0})[0][:, 0]
+    assert np.abs(ours - theirs).max() < 1e-4

@@ -300,12 +300,26 @@ def train(args: argparse.Namespace) -> int:
     elif args.warm_start:
         loaded = unfold_batchnorm_into(network, args.warm_start)
         print(f"warm start from {args.warm_start} ({loaded} convs; BatchNorm statistics frozen)", flush=True)
-    data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed + step,
-                         glasses_fraction=args.glasses_fraction)
+    data = mixed_training_data([store] + [FaceStore(extra) for extra in args.also_data], train_cutouts, args,
+                               seed=args.seed + step)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                                          drop_last=True, persistent_workers=args.workers > 0)
     return fit(network, optimiser, loader, args, step, out / "last.pt",
                {"widths": list(args.widths), "frozen_batchnorm": frozen_batchnorm})
+
+
+def mixed_training_data(stores: list[FaceStore], cutouts: list[Cutout], args: argparse.Namespace, seed: int
+                        ) -> torch.utils.data.Dataset:
+    """The training faces of every store, in one dataset (each store's faces drawn in proportion to its size).
+    The stores must share the crop geometry: their crops are fed to one network at one size."""
+    first = stores[0]
+    for other in stores[1:]:
+        if (other.crop_size, other.meta["template"], other.meta["margin"]) != (
+                first.crop_size, first.meta["template"], first.meta["margin"]):
+            raise UnveilError(f"{other.path} is prepared at another crop size, template or margin than {first.path}")
+    parts = [SegmenterData(store, cutouts, args.clean_fraction, args.cutout_fraction, seed=seed + 1000 * k,
+                           glasses_fraction=args.glasses_fraction) for k, store in enumerate(stores)]
+    return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
 
 
 def fit(network: nn.Module, optimiser, loader, args: argparse.Namespace, step: int, checkpoint: Path,
@@ -401,6 +415,9 @@ def finish(args: argparse.Namespace) -> Finished:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data_cache/celeba128", help="prepared dataset (unveil prepare)")
+    parser.add_argument("--also-data", action="append", default=[], metavar="DATASET",
+                        help="another prepared dataset whose training faces are mixed in (repeatable; validation and "
+                             "calibration stay on --data)")
     parser.add_argument("--occluders", default="../shared/data/occluders", help="real occluders with masks")
     parser.add_argument("--out", default="runs/segmenter", help="run folder (checkpoints, metrics)")
     parser.add_argument("--steps", type=int, default=6000)
