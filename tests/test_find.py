@@ -308,3 +308,33 @@ def test_evidence_in_frame_puts_each_face_code_at_its_pixels():
     out = evidence_in_frame(frame)
     assert out[15 + 5, 15 + 20] == 3 and out[0, 0] == 0 and out.shape == (80, 100)
     assert evidence_in_frame(Frame(index=0, image=image)) is None
+
+
+def _face_on_a_circle(centre=(100.0, 100.0), radius=50.0) -> np.ndarray:
+    """468 mesh points whose face-oval points lie on a circle (the rest at its centre)."""
+    from realtime.regions import FACE_OVAL
+
+    points = np.tile(np.array(centre, np.float32), (468, 1))
+    angles = np.linspace(0, 2 * np.pi, len(FACE_OVAL), endpoint=False)
+    points[list(FACE_OVAL)] = np.stack([centre[0] + radius * np.cos(angles), centre[1] + radius * np.sin(angles)], 1)
+    return points
+
+
+def _hand_from(wrist, length=60.0) -> np.ndarray:
+    """21 hand landmarks: the wrist, then the joints spread upwards over `length` pixels."""
+    hand = np.zeros((21, 2), np.float32)
+    hand[0] = wrist
+    for i in range(1, 21):
+        hand[i] = (wrist[0] + (i % 5 - 2) * 6.0, wrist[1] - length * (1 + i // 5) / 5.0)
+    return hand
+
+
+def test_a_hand_counts_for_a_face_only_with_its_wrist_outside_the_face_oval():
+    from realtime.find.hands import in_front_of_face
+
+    face = _face_on_a_circle()
+    from_below = _hand_from((100.0, 170.0))   # wrist under the chin, fingers up over the mouth
+    inside = _hand_from((100.0, 120.0), 30)   # the whole "hand" inside the oval: a mouth read as a hand
+    kept = in_front_of_face([from_below, inside], face)
+    assert len(kept) == 1 and np.array_equal(kept[0], from_below)
+    assert in_front_of_face([], face) == []

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from realtime.align import transform_points
+from realtime.regions import FACE_OVAL
 
 PALM = (0, 1, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -40,6 +41,17 @@ class HandDetector:
 
     def close(self) -> None:
         self._hands.close()
+
+
+def in_front_of_face(hands: list[np.ndarray], face_landmarks: np.ndarray) -> list[np.ndarray]:
+    """The hands that can be in front of this face: those whose wrist (landmark 0) lies outside its face oval.
+
+    A hand in front of a face is nearer the camera than the face, so it looks at least life-size against it:
+    from wrist to fingertips about as long as the face is wide, so its wrist is beyond the face's outline (below
+    the chin, beside the cheek, above the brow). A "hand" drawn whole inside the oval, wrist included, is Hands
+    reading a brow, a mouth or a jaw as one (docs/find.md has the counts on the train and calibrate clips)."""
+    oval = np.asarray(face_landmarks, np.float32)[list(FACE_OVAL)]
+    return [h for h in hands if cv2.pointPolygonTest(oval, (float(h[0, 0]), float(h[0, 1])), False) < 0]
 
 
 def hand_silhouette(hands: list[np.ndarray], matrix: np.ndarray, size: int, finger_width: float = 0.3,

@@ -11,7 +11,7 @@ from realtime.align import transform_points, warp_to_crop
 from realtime.frame import Face, Frame
 from realtime.find.config import FindConfig
 from realtime.find.decide import confident_regions, decide, found_by, sure_level
-from realtime.find.hands import hand_mask
+from realtime.find.hands import hand_mask, in_front_of_face
 from realtime.find.surface import SurfaceEvidence
 from realtime.regions import dilate, face_region, remove_specks
 from realtime.runner import ModelRunner
@@ -79,7 +79,8 @@ class FindStage:
         for i, face in enumerate(faces):
             face.region = face_region(transform_points(face.landmarks, face.matrix), size)
             probability = found.masks[i]
-            hand = (hand_mask(hands, face.matrix, size, face.crop, self.config.hands_refine, face.region) if hands
+            near = in_front_of_face(hands, face.landmarks) if self.config.hands_wrist_outside else hands
+            hand = (hand_mask(near, face.matrix, size, face.crop, self.config.hands_refine, face.region) if near
                     else np.zeros((size, size), bool))
             face.evidence = {"finder": probability, "hands": hand}
             if changes[i] is not None:
