@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "a crashed worker is retried in the same run, a bad input on the next run")
     p.add_argument("--save-masks", action="store_true", help="write each video's masks to OUT_DIR/<stem>.masks/")
     p.add_argument("--stats", action="store_true", help="write each video's stats to OUT_DIR/<stem>.stats.json")
+    p.add_argument("--single-pass", action="store_true",
+                   help="read each video once (memory from the past only; default: two passes, the whole clip)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the summary table is still printed)")
     add_pipeline_arguments(p)
 
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         import_ray()  # a missing extra is reported before any file is looked at
     inputs = discover_inputs(args.inputs)
     config = pipeline_config_from_args(args)  # --threads defaults to 1: one onnxruntime thread per worker
-    settings = BatchSettings(Path(args.output), config, retries=args.retries, save_masks=args.save_masks, stats=args.stats)
+    settings = BatchSettings(Path(args.output), config, retries=args.retries, save_masks=args.save_masks, stats=args.stats,
+                             two_pass=not args.single_pass)
     if args.ray:
         gpus = args.gpus_per_task if args.gpus_per_task is not None else float(args.provider in GPU_PROVIDERS)
         local_cpus = args.workers or available_cores()

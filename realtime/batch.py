@@ -227,6 +227,7 @@ class Task:
     save_masks: str | None = None
     stats: str | None = None
     estimated_frames: int = 0
+    two_pass: bool = True          # False: read the video once (`--single-pass`)
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def run_task(task: Task) -> Result:
     start = time.perf_counter()
     try:
         summary = process(task.input, task.output, task.config, save_masks=task.save_masks, stats_path=task.stats,
-                          show_progress=False)
+                          show_progress=False, two_pass=task.two_pass)
     except UnveilError as error:  # a bad input or unwritable output: the same error again on a retry
         return failed(task, str(error), retryable=False)
     except Exception as error:  # noqa: BLE001 - anything else is reported with the video it happened on
@@ -461,6 +462,7 @@ class BatchSettings:
     retries: int = 1               # extra attempts a failed video gets, counted across runs (from the manifest)
     save_masks: bool = False       # OUT_DIR/<stem>.masks/
     stats: bool = False            # OUT_DIR/<stem>.stats.json
+    two_pass: bool = True          # each video read twice (the whole clip); False: `--single-pass`
 
     @property
     def manifest(self) -> Path:
@@ -506,7 +508,7 @@ def task_for(video: Path, output: Path, settings: BatchSettings, attempt: int) -
     return Task(str(video), str(output), settings.config, attempt,
                 save_masks=f"{side}.masks" if settings.save_masks else None,
                 stats=f"{side}.stats.json" if settings.stats else None,
-                estimated_frames=estimated_frames(video))
+                estimated_frames=estimated_frames(video), two_pass=settings.two_pass)
 
 
 def absolute_config(config: PipelineConfig) -> PipelineConfig:

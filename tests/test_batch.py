@@ -264,3 +264,17 @@ def test_bad_command_lines_are_one_error_line_and_exit_2(case, tree, capsys, mon
     error = captured.err.strip()
     assert error.startswith("unveil: error:") and expected in error and "\n" not in error, captured
     assert not (tree / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, passes", [([], 2), (["--single-pass"], 1)])
+def test_batch_reads_each_video_twice_unless_single_pass(clips, model, tmp_path, flags, passes):
+    name = CLIP_NAMES[0]
+    out = tmp_path / "out"
+    with _Capture():
+        code = main(["batch", str(clips / name), "-o", str(out), "--model", model, "--workers", "1", "--stats",
+                     *flags, *FAST])
+    assert code == 0
+    stats = json.loads((out / f"{Path(name).stem}.stats.json").read_text())
+    assert stats["passes"] == passes
+    assert video_frame_times(out / name) == video_frame_times(clips / name)
