@@ -482,9 +482,11 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
 
     gathered = None
     if two_pass and true_mask:
-        gathered = gather_with_true_mask(((Frame(index=i, image=image, pts=i, time_base=time_base), alpha)
-                                          for i, (image, alpha) in enumerate(occluded_frame(i, c)
-                                                                             for i, c in enumerate(frames))), config)
+        def frame_and_alpha(i: int, clean: np.ndarray) -> tuple[Frame, np.ndarray | None]:
+            image, alpha = occluded_frame(i, clean)
+            return Frame(index=i, image=image, pts=i, time_base=time_base), alpha
+
+        gathered = gather_with_true_mask((frame_and_alpha(i, c) for i, c in enumerate(frames)), config)
     elif two_pass:
         gathered = gather((Frame(index=i, image=occluded_frame(i, c)[0], pts=i, time_base=time_base)
                            for i, c in enumerate(frames)), config)

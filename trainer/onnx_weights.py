@@ -20,18 +20,25 @@ from realtime.errors import UnveilError
 PREFIX = "network."
 
 
-def state_dict_from_onnx(path: str | Path) -> dict[str, torch.Tensor]:
-    """{state-dict key: tensor} for every weight the ONNX file names (see the module doc)."""
+def read_onnx(path: str | Path):
+    """The ONNX model in `path`, or one clear UnveilError."""
     import onnx
-    from onnx import numpy_helper
 
     path = Path(path)
     if not path.is_file():
         raise UnveilError(f"ONNX file not found: {path}")
     try:
-        model = onnx.load(str(path))
+        return onnx.load(str(path))
     except Exception as exc:
         raise UnveilError(f"{path} is not an ONNX file ({type(exc).__name__}: {str(exc)[:150]})") from None
+
+
+def state_dict_from_onnx(path: str | Path, model=None) -> dict[str, torch.Tensor]:
+    """{state-dict key: tensor} for every weight the ONNX file names (see the module doc); `model`: the file
+    already read (read_onnx)."""
+    from onnx import numpy_helper
+
+    model = read_onnx(path) if model is None else model
     arrays = {init.name: init for init in model.graph.initializer}
     state = {name[len(PREFIX):]: torch.from_numpy(np.array(numpy_helper.to_array(init)))
              for name, init in arrays.items() if name.startswith(PREFIX)}
@@ -56,12 +63,10 @@ def unfold_batchnorm_into(network: torch.nn.Module, path: str | Path) -> int:
     In eval mode that is the exported function exactly; train it with the BatchNorm statistics frozen
     (`freeze_batchnorm`), since batch statistics would re-normalise it into a different function.
     Returns how many convs were loaded; named weights (the head) are loaded as they are."""
-    import onnx
     from onnx import numpy_helper
 
-    path = Path(path)
-    state = state_dict_from_onnx(path)
-    model = onnx.load(str(path))
+    model = read_onnx(path)
+    state = state_dict_from_onnx(path, model)
     arrays = {init.name: init for init in model.graph.initializer}
     modules = dict(network.named_modules())
     loaded = 0
@@ -82,8 +87,9 @@ def unfold_batchnorm_into(network: torch.nn.Module, path: str | Path) -> int:
             norm.running_mean.zero_()
             norm.running_var.fill_(1.0 - norm.eps)
             loaded += 1
+        params = network.state_dict()
         for key, value in state.items():
-            target = network.state_dict().get(key)
+            target = params.get(key)
             if target is None or target.shape != value.shape:
                 raise UnveilError(f"{path}: weight {key} does not fit this network")
             target.copy_(value)

@@ -356,10 +356,12 @@ def fit(network: nn.Module, optimiser, loader, args: argparse.Namespace, step: i
     return 0
 
 
-def load_network(checkpoint: Path, crop_size: int = 128) -> OcclusionSegmenter:
-    if not checkpoint.is_file():
-        raise UnveilError(f"checkpoint not found: {checkpoint}")
-    state = read_run(checkpoint)
+def load_network(checkpoint: Path, crop_size: int = 128, state: dict | None = None) -> OcclusionSegmenter:
+    """The segmenter of a run's checkpoint, in eval mode; `state`: the checkpoint already read."""
+    if state is None:
+        if not checkpoint.is_file():
+            raise UnveilError(f"checkpoint not found: {checkpoint}")
+        state = read_run(checkpoint)
     network = OcclusionSegmenter(crop_size, tuple(state.get("widths", (16, 32, 64, 128))))
     network.load_state_dict(state["model"])
     return network.eval()
@@ -400,8 +402,12 @@ def finish(args: argparse.Namespace) -> Finished:
     torch.set_num_threads(args.threads)
     store = FaceStore(args.data)
     train_cutouts, held_cutouts = split_cutouts(load_cutouts(args.occluders))
-    network = load_network(Path(args.out) / "last.pt", store.crop_size)
-    if not read_run(Path(args.out) / "last.pt").get("frozen_batchnorm", False):
+    checkpoint = Path(args.out) / "last.pt"
+    if not checkpoint.is_file():
+        raise UnveilError(f"checkpoint not found: {checkpoint}")
+    run = read_run(checkpoint)
+    network = load_network(checkpoint, store.crop_size, run)
+    if not run.get("frozen_batchnorm", False):
         data = SegmenterData(store, train_cutouts, args.clean_fraction, args.cutout_fraction, seed=args.seed)
         recalibrate_batchnorm(network, data, args.bn_batches, args.batch)
     val = validation_set(store, held_cutouts, args.val_size)
