@@ -329,12 +329,18 @@ def _hand_from(wrist, length=60.0) -> np.ndarray:
     return hand
 
 
-def test_a_hand_counts_for_a_face_only_with_its_wrist_outside_the_face_oval():
+def test_a_hand_counts_for_a_face_only_with_its_wrist_well_outside_the_face_oval_and_a_hand_sized_palm():
     from realtime.find.hands import in_front_of_face
 
-    face = _face_on_a_circle()
-    from_below = _hand_from((100.0, 170.0))   # wrist under the chin, fingers up over the mouth
+    face = _face_on_a_circle()               # face width (cheek to cheek) about 100 px
+    width = float(np.linalg.norm(face[234] - face[454]))
+    from_below = _hand_from((100.0, 180.0), 90)  # wrist 0.3 face widths under the chin, fingers up over the mouth
     inside = _hand_from((100.0, 120.0), 30)   # the whole "hand" inside the oval: a mouth read as a hand
-    kept = in_front_of_face([from_below, inside], face)
+    at_edge = _hand_from((100.0, 155.0), 90)  # wrist just outside the chin line: a jaw read as one
+    tiny = _hand_from((100.0, 180.0), 12)     # a "hand" with a palm a tenth of the face wide
+    assert 0.3 < float(np.linalg.norm(from_below[9] - from_below[0])) / width
+    kept = in_front_of_face([from_below, inside, at_edge, tiny], face)
     assert len(kept) == 1 and np.array_equal(kept[0], from_below)
+    assert len(in_front_of_face([from_below, at_edge], face, wrist_beyond=0.0)) == 2
+    assert len(in_front_of_face([tiny], face, min_palm=0.0)) == 1
     assert in_front_of_face([], face) == []

@@ -22,8 +22,9 @@ class FindConfig:
     hands_complexity: int = 0        # mediapipe Hands model (0 light, 1 full; 1 with score 0.3 touched more clean frames)
     hands_min_score: float = 0.5     # its palm-detection score (docs/find.md)
     hands_refine: float = 0.03       # GrabCut band around the hand silhouette, crop fraction (0 = the shape as drawn)
-    hands_wrist_outside: bool = True # a hand counts for a face only with its wrist outside the face oval (a whole
-                                     # "hand" inside the oval is a brow or a mouth read as one: find/hands.py)
+    hands_wrist_beyond: float | None = 0.2  # a hand counts for a face only with its wrist this many face widths
+                                     # outside the face oval (None: every hand counts; find/hands.py)...
+    hands_min_palm: float = 0.22     # ...and a palm at least this many face widths long
     hands_every: int = 2             # the hands stage runs Hands on every n-th frame of a video, keeps hands between
     max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped
     max_coast: int = 6               # an occluded track the detector lost is carried this many frames at its place

@@ -43,15 +43,27 @@ class HandDetector:
         self._hands.close()
 
 
-def in_front_of_face(hands: list[np.ndarray], face_landmarks: np.ndarray) -> list[np.ndarray]:
-    """The hands that can be in front of this face: those whose wrist (landmark 0) lies outside its face oval.
+def in_front_of_face(hands: list[np.ndarray], face_landmarks: np.ndarray, wrist_beyond: float = 0.2,
+                     min_palm: float = 0.22) -> list[np.ndarray]:
+    """The hands that can be in front of this face: those whose wrist (landmark 0) lies at least `wrist_beyond`
+    face widths outside its face oval, with a palm (wrist to middle-finger base) at least `min_palm` face widths
+    long. Face width: cheek to cheek (mesh points 234 and 454).
 
     A hand in front of a face is nearer the camera than the face, so it looks at least life-size against it:
-    from wrist to fingertips about as long as the face is wide, so its wrist is beyond the face's outline (below
-    the chin, beside the cheek, above the brow). A "hand" drawn whole inside the oval, wrist included, is Hands
-    reading a brow, a mouth or a jaw as one (docs/find.md has the counts on the train and calibrate clips)."""
-    oval = np.asarray(face_landmarks, np.float32)[list(FACE_OVAL)]
-    return [h for h in hands if cv2.pointPolygonTest(oval, (float(h[0, 0]), float(h[0, 1])), False) < 0]
+    from wrist to fingertips about as long as the face is wide, so its wrist is well beyond the face's outline
+    (below the chin, beside the cheek, above the brow). A "hand" drawn inside the oval or just at its edge, or one
+    far smaller than a hand, is Hands reading a brow, a mouth or a jaw as one (docs/find.md has the measurements
+    on the train and calibrate clips that chose both numbers)."""
+    points = np.asarray(face_landmarks, np.float32)
+    oval = points[list(FACE_OVAL)]
+    width = float(np.linalg.norm(points[234] - points[454]))
+    kept = []
+    for hand in hands:
+        outside = -cv2.pointPolygonTest(oval, (float(hand[0, 0]), float(hand[0, 1])), True)
+        palm = float(np.linalg.norm(hand[9] - hand[0]))
+        if outside >= wrist_beyond * width and palm >= min_palm * width:
+            kept.append(hand)
+    return kept
 
 
 def hand_silhouette(hands: list[np.ndarray], matrix: np.ndarray, size: int, finger_width: float = 0.3,

@@ -79,7 +79,8 @@ class FindStage:
         for i, face in enumerate(faces):
             face.region = face_region(transform_points(face.landmarks, face.matrix), size)
             probability = found.masks[i]
-            near = in_front_of_face(hands, face.landmarks) if self.config.hands_wrist_outside else hands
+            near = (hands if self.config.hands_wrist_beyond is None else
+                    in_front_of_face(hands, face.landmarks, self.config.hands_wrist_beyond, self.config.hands_min_palm))
             hand = (hand_mask(near, face.matrix, size, face.crop, self.config.hands_refine, face.region) if near
                     else np.zeros((size, size), bool))
             face.evidence = {"finder": probability, "hands": hand}
