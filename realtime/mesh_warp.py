@@ -29,15 +29,32 @@ def triangle_affines(source_points: np.ndarray, target_points: np.ndarray, trian
     return np.concatenate([linear, shift[:, :, None]], axis=2), usable
 
 
-def triangle_index_map(target_points: np.ndarray, triangles: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """(h, w) int32 map over `box` (x0, y0, x1, y1): 1 + the triangle covering each pixel, 0 outside the mesh."""
+def triangle_index_map(target_points: np.ndarray, triangles: np.ndarray, box: tuple[int, int, int, int],
+                       subset: np.ndarray | None = None) -> np.ndarray:
+    """(h, w) int32 map over `box` (x0, y0, x1, y1): 1 + the triangle covering each pixel, 0 outside the mesh.
+    `subset` (indices into `triangles`, ascending) rasterises only those triangles."""
     x0, y0, x1, y1 = box
     index = np.zeros((y1 - y0, x1 - x0), np.int32)
     shift = 4
     corners = np.round((np.asarray(target_points, np.float64) - (x0, y0)) * (1 << shift)).astype(np.int32)
-    for k, tri in enumerate(triangles):
-        cv2.fillConvexPoly(index, corners[tri], k + 1, lineType=cv2.LINE_8, shift=shift)
+    for k in (range(len(triangles)) if subset is None else subset):
+        cv2.fillConvexPoly(index, corners[triangles[k]], int(k) + 1, lineType=cv2.LINE_8, shift=shift)
     return index
+
+
+def triangles_touching(target_points: np.ndarray, triangles: np.ndarray, box: tuple[int, int, int, int],
+                       needed: np.ndarray) -> np.ndarray:
+    """Ascending indices of the triangles whose bounding box meets that of the `needed` pixels (bool, box-sized):
+    the only ones that can cover them. A hole over the mouth needs a fraction of the mesh's ~900 triangles."""
+    ys, xs = np.nonzero(needed)
+    if not len(ys):
+        return np.zeros(0, np.int64)
+    x0, y0 = box[0], box[1]
+    corners = np.asarray(target_points, np.float64)[triangles]       # T, 3, 2
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    meets = ((hi[:, 0] >= xs.min() + x0 - 1) & (lo[:, 0] <= xs.max() + x0 + 1) &
+             (hi[:, 1] >= ys.min() + y0 - 1) & (lo[:, 1] <= ys.max() + y0 + 1))
+    return np.flatnonzero(meets)
 
 
 def warp_mesh(source: np.ndarray, source_points: np.ndarray, target_points: np.ndarray,
@@ -58,7 +75,8 @@ def warp_triangles(source: np.ndarray, source_points: np.ndarray, target_points:
     OpenCV border mode for samples that fall outside `source`."""
     x0, y0, x1, y1 = box
     h, w = y1 - y0, x1 - x0
-    index = triangle_index_map(target_points, triangles, box)
+    subset = triangles_touching(target_points, triangles, box, only) if only is not None else None
+    index = triangle_index_map(target_points, triangles, box, subset)
     affines, kept = triangle_affines(source_points, target_points, triangles)
     if usable is not None:
         kept &= usable

@@ -39,6 +39,26 @@ def test_a_mesh_warp_onto_the_same_mesh_is_the_identity():
     assert np.abs(warped[valid].astype(int) - image[valid].astype(int)).max() <= 1
 
 
+def test_a_warp_limited_to_a_hole_is_the_full_warp_there_and_touches_only_the_triangles_it_needs():
+    from realtime.mesh_warp import triangles_touching
+
+    mean, _, triangles = load_topology()
+    points = mean * 200 + 20
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (240, 240, 3), np.uint8)
+    moved = points + rng.normal(0, 1.5, points.shape).astype(np.float32)   # another face's mesh
+    hole = np.zeros((240, 240), bool)
+    hole[150:175, 95:140] = True                                           # about the mouth
+    full, full_valid = warp_mesh(image, points, moved, (0, 0, 240, 240))
+    part, part_valid = warp_mesh(image, points, moved, (0, 0, 240, 240), only=hole)
+    assert part_valid.any() and not part_valid[~hole].any()
+    assert np.array_equal(part_valid, full_valid & hole)
+    assert np.array_equal(part[part_valid], full[part_valid])
+    used = triangles_touching(moved, triangles, (0, 0, 240, 240), hole)
+    assert 0 < len(used) < len(triangles) // 3
+    assert len(triangles_touching(moved, triangles, (0, 0, 240, 240), np.zeros_like(hole))) == 0
+
+
 def test_the_mirror_warp_copies_one_half_onto_the_other():
     mean, _, _ = load_topology()
     points = mean * 200 + 20
