@@ -119,11 +119,18 @@ def colour_offset(current: np.ndarray, fill: np.ndarray, ring: np.ndarray, limit
 
 def matched(patch: np.ndarray, warped: np.ndarray, valid: np.ndarray, ring: np.ndarray
             ) -> tuple[np.ndarray | None, np.ndarray]:
-    """A warped fill colour-matched to the face around the hole; not trusted (nothing valid) without a ring."""
-    offset = colour_offset(patch, warped, ring & valid)
+    """A warped fill colour-matched to the face around the hole; not trusted (nothing valid) without a ring.
+    The offset is estimated over the box of the fill and its ring only: the rest of the face patch plays no part."""
+    ys, xs = np.nonzero(valid | ring)
+    if not len(ys):
+        return None, np.zeros_like(valid)
+    window = np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    offset = colour_offset(patch[window], warped[window], (ring & valid)[window])
     if offset is None:
         return None, np.zeros_like(valid)
-    return np.clip(np.rint(warped.astype(np.float32) + offset), 0, 255).astype(np.uint8), valid
+    out = warped.copy()
+    out[window] = np.clip(np.rint(warped[window].astype(np.float32) + offset), 0, 255).astype(np.uint8)
+    return out, valid
 
 
 def ring_mismatch(current: np.ndarray, fill: np.ndarray, ring: np.ndarray) -> float:
@@ -306,13 +313,14 @@ class FillStage:
         patch = frame.image[y0:y1, x0:x1]
         fill = patch.copy()
         source = np.zeros(hole.shape, np.uint8)
-        thin = thin_parts(hole, frame_px(cfg.thin, face.matrix, size))
+        thin_px = frame_px(cfg.thin, face.matrix, size)
+        thin = thin_parts(hole, thin_px)
         todo = hole & ~thin
         ring_px, gap_px = frame_px(cfg.ring, face.matrix, size), frame_px(cfg.ring_gap, face.matrix, size)
         outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
         ring = (outside > gap_px) & (outside <= gap_px + ring_px) & region
         key = face_key(face.landmarks, face.matrix, size)
-        remembered = (self._remembered(face, key, patch, points, hole, todo, ring, ring_px)
+        remembered = (self._remembered(face, key, patch, points, hole, todo, ring, ring_px, frame.index)
                       if "memory" in cfg.order else None)
         if remembered is not None and cfg.agree > 0 and remembered.look is not None:
             uncovered = agreeing_regions(patch, remembered.look, hole, remembered.cleared, cfg.agree, cfg.agree_p90)
@@ -325,6 +333,13 @@ class FillStage:
         for filler in cfg.order:
             if not todo.any():
                 break
+            if filler == "network":
+                # slivers the face's own pixels left (every pixel near a filled or visible one) are inpainted from
+                # them, as thin holes are: a network run for a sliver costs a whole crop's inference
+                thin |= thin_parts(todo, thin_px)
+                todo &= ~thin
+                if not todo.any():
+                    break
             if filler == "inpaint":  # the thick rest and the thin parts together
                 done = todo | thin
                 fill[done] = inpaint(fill, done | (unknown & ~hole))[done]
@@ -348,29 +363,28 @@ class FillStage:
         return FaceFill(box, fill, weight, source)
 
     def _remembered(self, face: Face, key: np.ndarray, patch: np.ndarray, points: np.ndarray, hole: np.ndarray,
-                    todo: np.ndarray, ring: np.ndarray, ring_px: int) -> Remembered | None:
+                    todo: np.ndarray, ring: np.ndarray, ring_px: int, frame_index: int) -> Remembered | None:
         """The remembered face warped onto the current mesh and colour-matched. To fill with: among the few entries
         nearest in pose and expression that know the hole, the one that best matches the visible face around it
         (the mesh guesses the expression under an occluder; the pixels around it do not). To recognise the face by:
         the best-matching entry that cleared the hole's place."""
-        h, w = todo.shape
         hidden = hidden_points(points, todo)
         look = look_cleared = None
         for pool in (self.memories.get(face.track_id), self.reference):  # the track's own memory first
             if pool is None or not pool.entries:
                 continue
-            tried: dict[int, Warped] = {}
-            for index in pool.nearest(key, self.config.memory.candidates):
-                entry = pool.entries[index]
-                cleared = np.zeros_like(entry.known) if entry.cleared is None else entry.cleared
-                layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255, cleared.astype(np.uint8) * 255])
-                target = complete_hidden(entry.points, points, hidden, sigma=8.0 * ring_px)
-                warped, inside = warp_mesh(layers, entry.points, target, (0, 0, w, h), only=hole | ring)
-                valid, cleared = inside & (warped[..., 3] > 250), inside & (warped[..., 4] > 250)
-                knows = (valid & todo).sum() >= self.config.min_cover * todo.sum()
-                tried[index] = Warped(warped[..., :3], valid, cleared,
-                                      ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf"),
-                                      ring_mismatch(patch, warped[..., :3], ring & inside))
+            nearest = pool.nearest(key, self.config.memory.candidates)
+            # while the pose holds (the chosen entry is still among the nearest), warp only the chosen entry and
+            # try the others again every `recheck` frames, or at once when it does not know the hole
+            quick = pool.chosen in nearest and frame_index - pool.checked_at < self.config.memory.recheck
+            tried = {i: self._warped(pool.entries[i], patch, points, hidden, hole, todo, ring, ring_px)
+                     for i in ([pool.chosen] if quick else nearest)}
+            if quick and not np.isfinite(tried[pool.chosen].mismatch):
+                tried.update({i: self._warped(pool.entries[i], patch, points, hidden, hole, todo, ring, ring_px)
+                              for i in nearest if i not in tried})
+                quick = False
+            if not quick:
+                pool.checked_at = frame_index
             if look is None and self.config.agree > 0:
                 clearing = [i for i in tried if (tried[i].cleared & hole).sum() >= CLEARED_SHARE * hole.sum()]
                 if clearing:
@@ -387,6 +401,20 @@ class FillStage:
         if look is None:
             return None
         return Remembered(None, np.zeros_like(todo), look, look_cleared)
+
+    def _warped(self, entry, patch: np.ndarray, points: np.ndarray, hidden: np.ndarray, hole: np.ndarray,
+                todo: np.ndarray, ring: np.ndarray, ring_px: int) -> Warped:
+        """One memory entry warped onto the current mesh over the hole and its ring, with how well it matches."""
+        h, w = todo.shape
+        cleared = np.zeros_like(entry.known) if entry.cleared is None else entry.cleared
+        layers = np.dstack([entry.patch, entry.known.astype(np.uint8) * 255, cleared.astype(np.uint8) * 255])
+        target = complete_hidden(entry.points, points, hidden, sigma=8.0 * ring_px)
+        warped, inside = warp_mesh(layers, entry.points, target, (0, 0, w, h), only=hole | ring)
+        valid, cleared = inside & (warped[..., 3] > 250), inside & (warped[..., 4] > 250)
+        knows = (valid & todo).sum() >= self.config.min_cover * todo.sum()
+        return Warped(warped[..., :3], valid, cleared,
+                      ring_mismatch(patch, warped[..., :3], ring & valid) if knows else float("inf"),
+                      ring_mismatch(patch, warped[..., :3], ring & inside))
 
     def _from_mirror(self, patch: np.ndarray, points: np.ndarray, hole: np.ndarray, region: np.ndarray,
                      todo: np.ndarray, ring: np.ndarray, ring_px: int) -> tuple[np.ndarray | None, np.ndarray]:

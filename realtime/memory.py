@@ -29,6 +29,7 @@ class MemoryConfig:
     switch_margin: float = 0.008  # a track keeps its entry unless another is nearer by this much (no flicker)
     max_clean_mask: float = 0.05  # a face more than this share occluded teaches the memory nothing
     candidates: int = 3           # entries nearest in pose/expression tried per fill; the best match around the hole wins
+    recheck: int = 10             # frames a fill keeps its entry without trying the others, while the pose holds
 
 
 @dataclass
@@ -91,6 +92,7 @@ class FaceMemory:
     entries: list[MemoryEntry] = field(default_factory=list)
     chosen: int | None = None
     last_update: int = -(10**9)
+    checked_at: int = -(10**9)   # frame at which every candidate entry was last tried (realtime.fill)
 
     def remember(self, entry: MemoryEntry) -> None:
         """Replace the entry of the same pose/expression, else add one; when full, the entry that knows least of

@@ -182,6 +182,36 @@ def test_a_face_seen_clean_is_filled_from_memory_and_beats_inpainting(tiny_finde
     assert in_hole_psnr(frame.result(), astronaut_bgr, hole) > in_hole_psnr(telea, astronaut_bgr, hole) + 3
 
 
+def test_while_the_pose_holds_the_fill_warps_only_its_chosen_entry_and_tries_the_others_every_recheck_frames(
+        tiny_finder, astronaut_bgr, monkeypatch):
+    from realtime.fill import FillStage
+
+    occluded = covered(astronaut_bgr)
+    pipeline = video_pipeline(tiny_finder)
+    warps: list[int] = []
+    original = FillStage._warped
+    monkeypatch.setattr(FillStage, "_warped", lambda self, *a: warps.append(len(warps)) or original(self, *a))
+    try:
+        for i in range(3):
+            run(pipeline, astronaut_bgr, i)
+        fill_stage = pipeline.stage("fill")
+        memory = next(iter(fill_stage.memories.values()))
+        first = memory.entries[0]
+        for shift in (0.05, 0.1):   # two more poses of the same face
+            memory.entries.append(replace(first, key=first.key + shift))
+        recheck = fill_stage.config.memory.recheck
+        per_frame = []
+        for i in range(3, 3 + recheck + 1):
+            before = len(warps)
+            frame = run(pipeline, occluded, i)
+            per_frame.append(len(warps) - before)
+            assert frame.faces[0].fill is not None
+    finally:
+        pipeline.close()
+    assert per_frame[0] == 3 and per_frame[-1] == 3          # every candidate tried, then again after `recheck`
+    assert set(per_frame[1:-1]) == {1}                        # in between only the chosen entry is warped
+
+
 def test_without_memory_the_mirrored_half_fills_and_records_it(tiny_finder, astronaut_bgr):
     occluded = covered(astronaut_bgr, ONE_SIDE)
     pipeline = video_pipeline(tiny_finder, order=("mirror", "inpaint"))

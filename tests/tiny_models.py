@@ -114,3 +114,23 @@ def build_change_model(path: Path, crop_size: int = 32, name: str = "tiny-change
                              inputs={"image": "image", "reference": "reference"}, outputs={"mask": "mask"},
                              threshold=threshold, name=name)
     return _save(graph, contract, path)
+
+
+def build_mask_model(path: Path, crop_size: int = 32, name: str = "tiny-mask") -> Path:
+    """occlusion_mask: the tiny blind model's "covered" score (magenta-ish pixels), without the fill."""
+    nodes = [
+        helper.make_node("Split", ["image", "split3"], ["r", "g", "b"], axis=1),
+        helper.make_node("Add", ["r", "b"], ["rb"]),
+        helper.make_node("Mul", ["g", "two"], ["g2"]),
+        helper.make_node("Sub", ["rb", "g2"], ["score"]),
+        helper.make_node("Sub", ["score", "threshold"], ["centred"]),
+        helper.make_node("Mul", ["centred", "sharpness"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["mask"]),
+    ]
+    inits = [numpy_helper.from_array(np.array([1, 1, 1], np.int64), "split3"),
+             _const("two", 2.0), _const("threshold", 1.2), _const("sharpness", 40.0)]
+    graph = helper.make_graph(nodes, "tiny_mask", [_image_info("image", crop_size)],
+                              [_image_info("mask", crop_size, 1)], inits)
+    contract = ModelContract(kind="occlusion_mask", crop_size=crop_size, inputs={"image": "image"},
+                             outputs={"mask": "mask"}, threshold=0.5, name=name)
+    return _save(graph, contract, path)

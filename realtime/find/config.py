@@ -14,6 +14,9 @@ class FindConfig:
                                      # least halfway from the threshold to 1)
     off_ratio: float = 0.6           # an occlusion stays on while the finder is above off_ratio x threshold
     dilate: float = 0.015            # the decision grows by this crop fraction (occluder fringes)
+    segmenter_every: int = 2         # in video the segmenter runs at least every n-th frame of a track...
+    segmenter_still: float = 30.0    # ...and again whenever a block of the crop changed by more levels
+                                     # (find/segmenter.py)
     surface: bool = True             # the surface-change evidence, when an occlusion_change model is loaded
     surface_veto: float = 0.3        # a region without a hand whose mean change probability is below this is dropped
     surface_adds: bool = False       # also take a sure change where the segmenter is unsure (off: precision first;

@@ -12,6 +12,7 @@ from realtime.frame import Face, Frame
 from realtime.find.config import FindConfig
 from realtime.find.decide import confident_regions, decide, found_by, sure_level
 from realtime.find.hands import hand_mask, in_front_of_face
+from realtime.find.segmenter import SegmenterEvidence
 from realtime.find.surface import SurfaceEvidence
 from realtime.regions import dilate, face_region, remove_specks
 from realtime.runner import ModelRunner
@@ -52,6 +53,7 @@ class FindStage:
         self.finder = finder
         self.config = config
         self._tracks: dict[int, MaskHistory] = {}
+        self.segmenter = SegmenterEvidence(finder, config.segmenter_every, config.segmenter_still, config.video)
         # the surface evidence needs tracks (video) and an occlusion_change model
         self.surface = SurfaceEvidence(change) if change is not None and config.surface and config.video else None
 
@@ -61,6 +63,7 @@ class FindStage:
 
     def reset(self) -> None:
         self._tracks.clear()
+        self.segmenter.reset()
         if self.surface is not None:
             self.surface.reset()
 
@@ -70,7 +73,7 @@ class FindStage:
         if not faces:
             self._forget(frame.index, set())
             return frame
-        found = self.finder.run([f.crop for f in faces])
+        probabilities, completed = self.segmenter.probabilities(faces, frame.index)
         hands = (frame.hands or []) if self.config.hands else []
         size = faces[0].crop.shape[0]
         threshold = self.threshold
@@ -78,7 +81,7 @@ class FindStage:
         change_threshold = self.surface.threshold if self.surface is not None else 0.5
         for i, face in enumerate(faces):
             face.region = face_region(transform_points(face.landmarks, face.matrix), size)
-            probability = found.masks[i]
+            probability = probabilities[i]
             near = (hands if self.config.hands_wrist_beyond is None else
                     in_front_of_face(hands, face.landmarks, self.config.hands_wrist_beyond, self.config.hands_min_palm))
             hand = (hand_mask(near, face.matrix, size, face.crop, self.config.hands_refine, face.region) if near
@@ -86,8 +89,8 @@ class FindStage:
             face.evidence = {"finder": probability, "hands": hand}
             if changes[i] is not None:
                 face.evidence["surface"] = changes[i]
-            if found.images:  # a blind-completion finder also paints: its fill is the network filler
-                face.completed = found.images[i]
+            if completed:  # a blind-completion finder also paints: its fill is the network filler
+                face.completed = completed[i]
             history = self._history(face, frame.index)
             candidate, on = decide(probability, hand, face.region, threshold, history, self.config, changes[i],
                                    change_threshold)
