@@ -26,7 +26,7 @@ from realtime.find import FindConfig, FindStage
 from realtime.find.hands import HandsStage
 from realtime.models import DEFAULT_CHANGE, DEFAULT_FINDER, DEFAULT_SYMMETRY, available_models, resolve_model
 from realtime.runner import ModelRunner
-from realtime.stages import AlignStage, BlendStage, DetectStage, TrackStage
+from realtime.stages import AlignStage, Beside, BlendStage, DetectStage, TrackStage
 from realtime.track import FaceTracker, TrackerConfig
 
 
@@ -54,7 +54,8 @@ class Pipeline:
     small: ModelRunner | None = None  # the completion_super_resolution model for small faces, if any
 
     def stage(self, name: str):
-        return next(s for s in self.stages if s.name == name)
+        """The stage called `name`, also when it runs beside another (realtime.stages.Beside)."""
+        return next(part for s in self.stages for part in getattr(s, "parts", (s,)) if part.name == name)
 
     @property
     def runners(self) -> list[ModelRunner]:
@@ -78,7 +79,10 @@ class Pipeline:
 
     def close(self) -> None:
         self.stage("detect").detector.close()
-        self.stage("hands").close()
+        for stage in self.stages:
+            close = getattr(stage, "close", None)
+            if close is not None:
+                close()
 
 
 def load_runners(config: PipelineConfig) -> tuple[ModelRunner, ModelRunner | None]:
@@ -188,10 +192,9 @@ def build_pipeline(config: PipelineConfig, live: bool = False) -> Pipeline:
     if config.reference:
         seed_reference(fill, config.reference, detector, c.crop_size, c.template, c.margin)
     stages = [
-        DetectStage(detector),
+        Beside(DetectStage(detector), HandsStage(config.find)),   # hands need no faces: found at the same time
         TrackStage(FaceTracker(config.tracker)),
         AlignStage(c.crop_size, c.template, c.margin),
-        HandsStage(config.find),
         FindStage(finder, config.find, change),
         fill,
         BlendStage(),

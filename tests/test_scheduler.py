@@ -154,3 +154,39 @@ def test_the_budget_names_the_stages_over_it():
     report = budget_report(summary)
     assert report["over_budget"] == ["find"] and report["frame_over_budget"]
     assert report["stages"]["extra"]["budget_cpu_ms"] is None and not report["stages"]["extra"]["over"]
+
+
+class _Signal:
+    """A stage that sets one event and waits for another: two of them finish only if they run at the same time."""
+
+    def __init__(self, name: str, mine: threading.Event, theirs: threading.Event, fail: bool = False):
+        self.name, self.mine, self.theirs, self.fail = name, mine, theirs, fail
+        self.met = False
+
+    def process(self, frame):
+        self.mine.set()
+        self.met = self.theirs.wait(5.0)
+        if self.fail:
+            raise RuntimeError(f"{self.name} failed")
+        setattr(frame, "hands" if self.name == "hands" else "faces", [self.name])
+        return frame
+
+
+def test_a_stage_beside_another_runs_on_the_same_frame_at_the_same_time_and_its_errors_are_raised():
+    from realtime.stages import Beside
+
+    a, b = threading.Event(), threading.Event()
+    main, side = _Signal("detect", a, b), _Signal("hands", b, a)
+    both = Beside(main, side)
+    frame = both.process(Frame(index=0, image=np.zeros((4, 4, 3), np.uint8)))
+    assert main.met and side.met                      # each saw the other running
+    assert frame.faces == ["detect"] and frame.hands == ["hands"]
+    assert both.name == "detect" and "hands" in frame.timings and "hands" in frame.cpu_timings
+    both.close()
+    failing = Beside(_Signal("detect", threading.Event(), threading.Event()),
+                     _Signal("hands", threading.Event(), threading.Event(), fail=True))
+    failing.main.theirs.set()
+    failing.side.theirs.set()
+    with pytest.raises(RuntimeError, match="hands failed"):
+        failing.process(Frame(index=1, image=np.zeros((4, 4, 3), np.uint8)))
+    failing.close()
