@@ -45,7 +45,7 @@ from realtime.fill import FILLERS
 from realtime.frame import Frame
 from realtime.one_euro import OneEuroFilter
 from realtime.pipeline import PipelineConfig, build_pipeline
-from realtime.process import Gathered, gather, use_gathered
+from realtime.process import Gathered, gather, render_stages, use_gathered
 from realtime.align import transform_points
 from realtime.regions import dilate, face_oval, face_region
 from trainer.evaluation.metrics import psnr, ssim_map, temporal_error
@@ -497,6 +497,7 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
     if true_mask:
         oracle = TrueMaskFind()
         pipeline.stages = [oracle if stage.name == "find" else stage for stage in pipeline.stages]
+    stages = render_stages(pipeline, gathered)
     scored: list[dict] = []
     previous: dict[str, np.ndarray] | None = None
     clean_prev: np.ndarray | None = None
@@ -509,7 +510,7 @@ def run_schedule(frames: list[np.ndarray], landmarks: list[np.ndarray | None], a
                 oracle.alpha = alpha
             t0 = time.perf_counter()
             frame = Frame(index=i, image=occluded, pts=i, time_base=time_base)
-            for stage in pipeline.stages:
+            for stage in stages:
                 frame = stage.process(frame)
             t1 = time.perf_counter()
             outputs = {"unveil": frame.result(), "telea": telea_fill(occluded, alpha)}

@@ -6,21 +6,23 @@ and expression) and clean references (the surface evidence); nothing is painted 
 the whole pipeline with both fixed: a frame is filled with the person's own face from whichever moment of the clip
 is nearest in pose and expression, before or after it, and the surface evidence compares with references from the
 whole clip. Both passes see the same frames in the same order with fresh detectors, so track ids agree. A source
-that cannot be read twice (a stream, a pipe) runs one pass, and says so.
+that cannot be read twice (a stream, a pipe) runs one pass, and says so. Pass 2 does not detect again: it replays
+pass 1's detections (faces and hands, as the detectors gave them, before tracking), which are the same frames'.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 from tqdm import tqdm
 
 from realtime.errors import UnveilError
-from realtime.frame import Frame
+from realtime.frame import Face, Frame
 from realtime.pipeline import PipelineConfig, build_pipeline
 from realtime.scheduler import RunStats, run_stages
 from realtime.sinks import ImageSink, MaskSink, VideoFileSink, check_writable
@@ -40,11 +42,50 @@ def can_read_twice(input_spec: str) -> bool:
 
 
 @dataclass
+class Detections:
+    """What the detectors found in one frame: per face (box, score, landmarks), and the hands."""
+    faces: list[tuple[np.ndarray, float, np.ndarray | None]]
+    hands: list[np.ndarray] | None
+
+
+class RecordDetections:
+    """Runs the detect stage (with hands beside it) and keeps a copy of what it found, per frame index."""
+
+    def __init__(self, detect, kept: dict[int, Detections]):
+        self.detect, self.kept, self.name = detect, kept, detect.name
+
+    def process(self, frame: Frame) -> Frame:
+        frame = self.detect.process(frame)
+        self.kept[frame.index] = Detections(
+            [(f.box.copy(), f.score, None if f.landmarks is None else f.landmarks.copy()) for f in frame.faces],
+            None if frame.hands is None else [h.copy() for h in frame.hands])
+        return frame
+
+
+class ReplayDetections:
+    """Gives each frame the detections recorded for its index in pass 1 (the detect stage runs only for a frame
+    that has none). Each pass starts fresh trackers, so tracking the same detections gives the same tracks."""
+
+    def __init__(self, detect, kept: dict[int, Detections]):
+        self.detect, self.kept, self.name = detect, kept, detect.name
+
+    def process(self, frame: Frame) -> Frame:
+        found = self.kept.get(frame.index)
+        if found is None or frame.decode_failed:
+            return self.detect.process(frame)
+        frame.faces = [Face(box=box.copy(), score=score, landmarks=None if lm is None else lm.copy())
+                       for box, score, lm in found.faces]
+        frame.hands = None if found.hands is None else [h.copy() for h in found.hands]
+        return frame
+
+
+@dataclass
 class Gathered:
     """What pass 1 learned of the whole clip, per track."""
     memories: dict            # track id -> FaceMemory (realtime.memory)
     surface: object | None    # the find stage's SurfaceEvidence, or None without an occlusion_change model
     seconds: float
+    detections: dict[int, Detections] = field(default_factory=dict)   # frame index -> what the detectors found
 
 
 def gather(frames: Iterable[Frame], config: PipelineConfig, on_frame: Callable[[Frame], None] = lambda f: None
@@ -53,11 +94,21 @@ def gather(frames: Iterable[Frame], config: PipelineConfig, on_frame: Callable[[
     t0 = time.perf_counter()
     pipeline = build_pipeline(config)
     pipeline.stage("fill").paint = False
+    detections: dict[int, Detections] = {}
+    stages = [RecordDetections(s, detections) if s.name == "detect" else s for s in pipeline.stages if s.name != "blend"]
     try:
-        run_stages(frames, [s for s in pipeline.stages if s.name != "blend"], on_frame, policy="offline")
+        run_stages(frames, stages, on_frame, policy="offline")
     finally:
         pipeline.close()
-    return Gathered(pipeline.stage("fill").memories, pipeline.stage("find").surface, time.perf_counter() - t0)
+    return Gathered(pipeline.stage("fill").memories, pipeline.stage("find").surface, time.perf_counter() - t0,
+                    detections)
+
+
+def render_stages(pipeline, gathered: Gathered | None) -> list:
+    """Pass 2's stages: the pipeline's, with pass 1's detections replayed instead of detecting again."""
+    if gathered is None or not gathered.detections:
+        return list(pipeline.stages)
+    return [ReplayDetections(s, gathered.detections) if s.name == "detect" else s for s in pipeline.stages]
 
 
 def use_gathered(pipeline, gathered: Gathered) -> None:
@@ -142,7 +193,7 @@ def process(input_spec: str, output: str, config: PipelineConfig, save_masks: st
         bar.update(1)
 
     try:
-        stats: RunStats = run_stages(source, pipeline.stages, write, policy="offline")
+        stats: RunStats = run_stages(source, render_stages(pipeline, gathered), write, policy="offline")
         sink.close()
     except BaseException:
         sink.abort()

@@ -72,3 +72,41 @@ def test_a_source_that_cannot_be_read_twice_runs_one_pass_and_says_so(tmp_path, 
         stats = process_stats(tmp_path, clip, model)
     assert stats["passes"] == 1 and "pass_s" not in stats
     assert sum("cannot be read twice" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_pass_two_replays_pass_one_detections_instead_of_detecting_again(tmp_path, astronaut_bgr, model, monkeypatch):
+    from realtime.detect import FaceDetector
+
+    clip = covered_then_clean_clip(tmp_path / "late.mp4", astronaut_bgr, covered=4, clean=6)
+    calls = []
+    detect = FaceDetector.detect
+    monkeypatch.setattr(FaceDetector, "detect", lambda self, image: calls.append(1) or detect(self, image))
+    double = process_stats(tmp_path, clip, model)
+    assert double["passes"] == 2 and double["faces"] == 10
+    assert len(calls) == 10                                  # pass 1 only: pass 2 replayed its 10 frames
+    assert double["filled_pixels"]["memory"] > 0             # and still fills from the clip's end
+
+
+def test_a_frame_without_recorded_detections_is_detected_again():
+    from realtime.frame import Frame
+    from realtime.process import Detections, ReplayDetections
+
+    class CountingDetect:
+        name = "detect"
+        runs = 0
+
+        def process(self, frame):
+            self.runs += 1
+            frame.faces = []
+            return frame
+
+    detect = CountingDetect()
+    box, points = np.array([1, 2, 30, 40], np.float32), np.ones((468, 2), np.float32)
+    replay = ReplayDetections(detect, {0: Detections([(box, 0.9, points)], [np.zeros((21, 2), np.float32)])})
+    first = replay.process(Frame(index=0, image=np.zeros((8, 8, 3), np.uint8)))
+    assert detect.runs == 0 and len(first.faces) == 1 and first.faces[0].score == 0.9 and len(first.hands) == 1
+    first.faces[0].landmarks += 5                            # the stages after it change their copy only
+    again = replay.process(Frame(index=0, image=np.zeros((8, 8, 3), np.uint8)))
+    assert np.array_equal(again.faces[0].landmarks, points)
+    replay.process(Frame(index=1, image=np.zeros((8, 8, 3), np.uint8)))
+    assert detect.runs == 1
