@@ -11,6 +11,7 @@ the stages up to find run (photo mode: every frame decided on its own), so this 
 Per protocol and per source, pooled over frames, inside the face region (crop coordinates):
   segmenter  the finder's probability at or above its threshold
   hands      the hand silhouette from mediapipe Hands' landmarks (refined to the pixels)
+  graphic    the pixels in a graphic overlay's flat colour (realtime.find.graphic)
   decided    the final mask (`face.mask`: what fill and blend get)
   recall = true-hole pixels marked / true-hole pixels; precision = marked pixels on the occluder (within 3 % of the
   face's width of it, as "tight" counts) / marked pixels. Clean frames: the share with any marked pixel.
@@ -43,7 +44,7 @@ from trainer.occluders.layers import composite
 from trainer.people_split import clips_of
 from trainer.video_frames import sample_frames
 
-SOURCES = ("segmenter", "hands", "decided")
+SOURCES = ("segmenter", "hands", "graphic", "decided")
 FIND_PROTOCOLS = PROTOCOLS + ("hand-over-face",)
 TIGHT = 0.03  # a marked pixel within this share of the face's width of the occluder counts as on it
 
@@ -80,6 +81,7 @@ def source_masks(face, threshold: float) -> dict[str, np.ndarray]:
     region = face.region.astype(bool)
     return {"segmenter": (face.evidence["finder"] >= threshold) & region,
             "hands": face.evidence["hands"].astype(bool) & region,
+            "graphic": face.evidence["graphic"].astype(bool) & region,
             "decided": face.mask > 0.5}
 
 

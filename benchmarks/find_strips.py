@@ -2,7 +2,7 @@
 
 Each clip gives one picture: a row of `--count` frames spread over the clip, each cell the face's surroundings as
 input | output | input tinted by the evidence that decided each replaced pixel (segmenter orange, surface change green, hands cyan, both
-white, held grey). Nothing is measured here; it shows what the numbers of do_no_harm and find_sources mean.
+white, graphic overlay magenta, held grey). Nothing is measured here; it shows what the numbers of do_no_harm and find_sources mean.
 
     python -m benchmarks.find_strips ../shared/data/videos_more/intel-iot-devkit+sample-videos__asl_gestures__eat.mkv
     python -m benchmarks.find_strips CLIP... --count 6 --out docs/find --model my-finder.onnx

@@ -84,7 +84,7 @@ def tint_fillers(canvas: np.ndarray, frame: Frame, strength: float = 0.5) -> Non
 
 def tint_evidence(canvas: np.ndarray, frame: Frame, strength: float = 0.5) -> None:
     """Tint each decided pixel of the original by the evidence that decided it (segmenter orange, surface green, hands cyan,
-    both white, held by persistence grey)."""
+    both white, graphic overlay magenta, held by persistence grey)."""
     codes = evidence_in_frame(frame)
     if codes is None:
         return

@@ -28,6 +28,10 @@ class FindConfig:
     hands_wrist_beyond: float | None = 0.2  # a hand counts for a face only with its wrist this many face widths
                                      # outside the face oval (None: every hand counts; find/hands.py)...
     hands_min_palm: float = 0.22     # ...and a palm at least this many face widths long
+    graphic: bool = True             # graphic overlays by their flat colour (find/graphic.py)...
+    graphic_low: float = 0.05        # ...among pixels the finder suspects this much...
+    graphic_min_area: float = 0.0009  # ...an exact colour over at least this fraction of the crop is an overlay's
+    graphic_grow: float = 0.008      # its pixels grow by this crop fraction (1 px at 128: a resampled edge's rim)
     hands_every: int = 2             # the hands stage runs Hands on every n-th frame of a video, keeps hands between
     max_gap: int = 3                 # frames a track may be unseen before its mask history is dropped
     max_coast: int = 6               # an occluded track the detector lost is carried this many frames at its place

@@ -19,32 +19,34 @@ def connected_to(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     return hit[labels]
 
 
-def decide(probability: np.ndarray, hands: np.ndarray, region: np.ndarray, threshold: float,
+def decide(probability: np.ndarray, certain: np.ndarray, region: np.ndarray, threshold: float,
            history: tuple[np.ndarray, np.ndarray] | None, config: FindConfig,
            change: np.ndarray | None = None, change_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """(candidate, on) for one face. `history` is the previous frame's (candidate, on), already in this crop's
-    coordinates, or None for a face seen for the first time. `change` is the surface evidence (the reference-
-    conditioned segmenter's probability, realtime.find.surface) when the track has a clean reference, else None."""
+    """(candidate, on) for one face. `certain` is what evidence sure on its own marks (a hand's silhouette, a
+    graphic overlay's flat colour): it reaches the output at once and is never vetoed. `history` is the previous
+    frame's (candidate, on), already in this crop's coordinates, or None for a face seen for the first time.
+    `change` is the surface evidence (the reference-conditioned segmenter's probability, realtime.find.surface)
+    when the track has a clean reference, else None."""
     min_area = max(int(round(config.min_area * region.size)), 1)
     found = probability >= threshold
     if change is not None and config.surface_adds:  # a change the surface model is sure of, the segmenter unsure
         found |= (change >= change_threshold) & (probability >= config.off_ratio * threshold)
-    candidate = remove_specks((found | hands) & region, min_area)
+    candidate = remove_specks((found | certain) & region, min_area)
     confident = sure_level(config, threshold)
     if change is not None:
-        candidate = surface_veto(candidate, change, probability, hands, config.surface_veto, confident)
+        candidate = surface_veto(candidate, change, probability, certain, config.surface_veto, confident)
     if config.persist_frames <= 1 or not config.video:
         return candidate, candidate
-    sure = confident_regions(candidate, probability, hands, confident)
+    sure = confident_regions(candidate, probability, certain, confident)
     if history is None:
         return candidate, sure
     prev_candidate, prev_on = history
     near_on = dilate(prev_on, 2)
     confirmed = connected_to(candidate, prev_candidate | near_on)
-    held = prev_on & ((probability >= config.off_ratio * threshold) | hands) & region
+    held = prev_on & ((probability >= config.off_ratio * threshold) | certain) & region
     on = remove_specks(sure | confirmed | held, min_area)
     if change is not None:
-        on = surface_veto(on, change, probability, hands, config.surface_veto, confident)
+        on = surface_veto(on, change, probability, certain, config.surface_veto, confident)
     return candidate, on
 
 
@@ -83,21 +85,25 @@ def confident_regions(candidate: np.ndarray, probability: np.ndarray, hands: np.
     return sure[labels]
 
 
-EVIDENCE = ("none", "held", "segmenter", "surface", "hands", "both")  # codes of `found_by`, weakest first
+EVIDENCE = ("none", "held", "segmenter", "surface", "hands", "both", "graphic")  # codes of `found_by`
 EVIDENCE_CODE = {name: code for code, name in enumerate(EVIDENCE)}
 
 
 def found_by(mask: np.ndarray, probability: np.ndarray, hands: np.ndarray, threshold: float, grow: int,
-             change: np.ndarray | None = None, change_threshold: float = 0.5) -> np.ndarray:
+             change: np.ndarray | None = None, change_threshold: float = 0.5,
+             graphic: np.ndarray | None = None) -> np.ndarray:
     """(S, S) uint8: which evidence made each decided pixel (EVIDENCE codes): the segmenter, the surface change
-    (where the segmenter alone was below its threshold), hands, segmenter and hands both, or `held` (on only because
-    the track's occlusion persists). The grown fringe takes the code of the strongest evidence within `grow` px."""
+    (where the segmenter alone was below its threshold), hands, segmenter and hands both, a graphic overlay's
+    colour, or `held` (on only because the track's occlusion persists). The grown fringe takes the code of the
+    strongest evidence within `grow` px (the higher code)."""
     segmenter = probability >= threshold
     codes = np.where(segmenter, EVIDENCE_CODE["segmenter"], EVIDENCE_CODE["held"]).astype(np.uint8)
     if change is not None:
         codes[~segmenter & (change >= change_threshold)] = EVIDENCE_CODE["surface"]
     codes[hands & segmenter] = EVIDENCE_CODE["both"]
     codes[hands & ~segmenter] = EVIDENCE_CODE["hands"]
+    if graphic is not None:
+        codes[graphic & ~hands] = EVIDENCE_CODE["graphic"]
     decided = mask > 0.5
     codes[~decided] = 0
     if grow > 0 and decided.any():

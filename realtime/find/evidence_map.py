@@ -8,9 +8,9 @@ from realtime.align import crop_bounds_in_frame
 from realtime.frame import Frame
 
 # BGR per EVIDENCE code (realtime.find.decide): none, held grey, segmenter orange, surface green, hands cyan,
-# segmenter and hands white
-EVIDENCE_BGR = np.array([[0, 0, 0], [150, 150, 150], [0, 140, 255], [80, 220, 80], [255, 220, 0], [255, 255, 255]],
-                        np.uint8)
+# segmenter and hands white, graphic overlay magenta
+EVIDENCE_BGR = np.array([[0, 0, 0], [150, 150, 150], [0, 140, 255], [80, 220, 80], [255, 220, 0], [255, 255, 255],
+                         [255, 0, 255]], np.uint8)
 
 
 def evidence_in_frame(frame: Frame) -> np.ndarray | None:

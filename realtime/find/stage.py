@@ -11,6 +11,7 @@ from realtime.align import transform_points, warp_to_crop
 from realtime.frame import Face, Frame
 from realtime.find.config import FindConfig
 from realtime.find.decide import confident_regions, decide, found_by, sure_level
+from realtime.find.graphic import graphic_mask
 from realtime.find.hands import hand_mask, in_front_of_face
 from realtime.find.segmenter import SegmenterEvidence
 from realtime.find.surface import SurfaceEvidence
@@ -86,13 +87,15 @@ class FindStage:
                     in_front_of_face(hands, face.landmarks, self.config.hands_wrist_beyond, self.config.hands_min_palm))
             hand = (hand_mask(near, face.matrix, size, face.crop, self.config.hands_refine, face.region) if near
                     else np.zeros((size, size), bool))
-            face.evidence = {"finder": probability, "hands": hand}
+            overlay = self._graphic(face.crop, probability, face.region)
+            face.evidence = {"finder": probability, "hands": hand, "graphic": overlay}
             if changes[i] is not None:
                 face.evidence["surface"] = changes[i]
             if completed:  # a blind-completion finder also paints: its fill is the network filler
                 face.completed = completed[i]
             history = self._history(face, frame.index)
-            candidate, on = decide(probability, hand, face.region, threshold, history, self.config, changes[i],
+            certain = hand | overlay
+            candidate, on = decide(probability, certain, face.region, threshold, history, self.config, changes[i],
                                    change_threshold)
             if face.track_id >= 0:
                 coasted = self._tracks[face.track_id].coasted + 1 if face.score <= 0 else 0
@@ -102,17 +105,26 @@ class FindStage:
                                                           np.asarray(face.box, np.float32).copy(), coasted)
             grow = int(round(self.config.dilate * size))
             face.mask = (dilate(on, grow) & face.region).astype(np.float32)
-            face.found_by = found_by(face.mask, probability, hand, threshold, grow, changes[i], change_threshold)
-            if self.surface is not None and judged_clean(candidate, probability, hand, face.region,
+            face.found_by = found_by(face.mask, probability, hand, threshold, grow, changes[i], change_threshold,
+                                     overlay)
+            if self.surface is not None and judged_clean(candidate, probability, certain, face.region,
                                                          sure_level(self.config, threshold)):
                 self.surface.remember(face, frame.index)  # a reference for the frames to come
             # the occluder's part beyond the face is never repainted, but inpainting must not take colour from it
-            face.evidence["beyond"] = dilate(((probability >= threshold) | hand) & ~face.region, grow) if on.any() \
-                else np.zeros((size, size), bool)
+            face.evidence["beyond"] = (dilate(((probability >= threshold) | hand) & ~face.region, grow)
+                                       if on.any() else np.zeros((size, size), bool))
         self._forget(frame.index, {f.track_id for f in faces})
         if self.surface is not None:
             self.surface.forget(set(self._tracks))
         return frame
+
+    def _graphic(self, crop: np.ndarray, probability: np.ndarray, region: np.ndarray) -> np.ndarray:
+        size = crop.shape[0]
+        if not self.config.graphic:
+            return np.zeros((size, size), bool)
+        c = self.config
+        min_px = max(int(round(c.graphic_min_area * size * size)), 1)
+        return graphic_mask(crop, probability, region, c.graphic_low, min_px, int(round(c.graphic_grow * size)))
 
     def _coasting_faces(self, frame: Frame) -> list[Face]:
         """Tracks that were occluded last frame and that the detector lost now (a hand or a bar over the nose and

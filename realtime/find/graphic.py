@@ -1,0 +1,83 @@
+"""Graphic overlays: subtitles, bars, stickers and other rendered shapes over a face, found by their flat colour.
+
+A rendered overlay is painted in one colour (its fill, its outline); a face a camera saw does not repeat one colour
+over many pixels without look-alikes elsewhere on it. So, among the pixels the segmenter suspects (probability at
+least `low`, far below its threshold), a colour that fills many of them, has few look-alikes on the rest of the
+face and meets the face at a sharp edge is an overlay's; all its pixels in the crop are marked. `decide` takes it
+as it takes a hand: sure on its own. It finds what the segmenter only half sees (thin text strokes, a bar in a
+skin-like colour); it finds nothing on a real hand or object, nor on an overlay that heavy compression has made
+noisy (docs/find.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from realtime.regions import dilate
+
+
+def colour_keys(crop: np.ndarray) -> np.ndarray:
+    """(S, S) int32: each pixel's exact colour as one number."""
+    c = crop.astype(np.int32)
+    return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+
+
+def graphic_mask(crop: np.ndarray, probability: np.ndarray, region: np.ndarray, low: float, min_px: int,
+                 grow: int = 2, alike: float = 0.5, tolerance: int = 1, levels: int = 6, away_px: int = 4,
+                 reach_px: int = 4, seed_px: int = 5, step: float = 20.0,
+                 most: int = 16) -> np.ndarray:
+    """(S, S) bool: the pixels of overlays found by their flat colour in `region` (the face), grown by `grow` px
+    within it.
+
+    A colour is a seed where it fills `seed_px` suspect pixels (`probability` >= `low`, inside `region`, the face).
+    Its overlay is the suspect pixels within `tolerance` levels of it (resampling the crop moves a flat colour by a
+    level or two); it counts when it holds `min_px` pixels and the face away from it (not suspect, `away_px` from it)
+    has at most `alike` x as many pixels within `levels` of the colour: a flat patch of skin has look-alikes on the
+    rest of the face, an overlay's colour has none. Pixels within `levels` of it among the suspects, within
+    `reach_px` of the overlay, are its too (thin strokes)."""
+    region = region.astype(bool)
+    suspect = (probability >= low) & region
+    marked = np.zeros(region.shape, bool)
+    if int(suspect.sum()) < min_px:
+        return marked
+    keys = colour_keys(crop)
+    colours, counts = np.unique(keys[suspect], return_counts=True)
+    order = np.argsort(counts)[::-1][:most]
+    seeds = colours[order][counts[order] >= seed_px]
+    if not seeds.size:
+        return marked
+    pixels = crop.astype(np.int16)
+    channels = [np.ascontiguousarray(pixels[..., i]) for i in range(3)]
+    face = [c[region] for c in channels]
+    face_suspect = suspect[region]
+    rest = region & ~suspect
+    taken: list[np.ndarray] = []
+    rejected: list[np.ndarray] = []
+    for key in seeds:
+        colour = np.array([(key >> 16) & 255, (key >> 8) & 255, key & 255], np.int16)
+        if (any(int(np.abs(colour - t).max()) <= levels for t in taken)  # a shade of an overlay already found
+                or any(int(np.abs(colour - t).max()) <= tolerance for t in rejected)):
+            continue
+        rejected.append(colour)
+        near = chebyshev(face, colour)  # first over the face's pixels only: most seeds end here, cheaply
+        size = int(np.count_nonzero((face_suspect & (near <= tolerance)) | (near == 0)))
+        if size < min_px:
+            continue
+        surely_alone = np.count_nonzero((near <= levels) & ~face_suspect) <= alike * size
+        distance = chebyshev(channels, colour)
+        overlay = (suspect & (distance <= tolerance)) | (region & (distance == 0))
+        alikes = distance <= levels
+        if not surely_alone and np.count_nonzero(alikes & rest & ~dilate(overlay, away_px)) > alike * size:
+            continue
+        overlay |= alikes & suspect & dilate(overlay, reach_px)
+        ring = dilate(overlay, 2) & ~overlay & region
+        if ring.any() and float(np.median(distance[ring])) < step:  # its edge fades into the face: skin, not paint
+            continue
+        marked |= overlay
+        taken.append(rejected.pop())
+    return dilate(marked, grow) & region
+
+
+def chebyshev(channels: list[np.ndarray], colour: np.ndarray) -> np.ndarray:
+    """The largest per-channel difference of each pixel from `colour` (channels as separate int16 arrays)."""
+    return np.maximum(np.maximum(np.abs(channels[0] - colour[0]), np.abs(channels[1] - colour[1])),
+                      np.abs(channels[2] - colour[2]))

@@ -1,0 +1,85 @@
+"""The graphic-overlay evidence (realtime.find.graphic) on small synthetic crops: its rule, and how decide uses it."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from realtime.find import FindConfig, decide
+from realtime.find.decide import EVIDENCE_CODE, found_by
+from realtime.find.graphic import graphic_mask
+
+S = 128
+REGION = np.zeros((S, S), bool)
+REGION[10:118, 8:120] = True
+
+
+def skin(seed: int = 0, noise: float = 3.0) -> np.ndarray:
+    """A shaded, noisy skin-toned crop: no colour repeats over a patch."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:S, 0:S].astype(np.float32)
+    base = np.stack([110 + 0.3 * x, 140 + 0.25 * y, 190 + 0.1 * (x - y)], -1)
+    return np.clip(base + rng.normal(0, noise, (S, S, 3)), 0, 255).astype(np.uint8)
+
+
+def suspecting(mask: np.ndarray, level: float = 0.3) -> np.ndarray:
+    """A segmenter that only half sees `mask`: well below any threshold there, 0 elsewhere."""
+    return np.where(mask, level, 0.0).astype(np.float32)
+
+
+def test_a_flat_coloured_text_the_segmenter_only_suspects_is_marked_on_its_strokes():
+    crop = skin()
+    cv2.putText(crop, "LOREM", (24, 80), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (40, 220, 250), 3, cv2.LINE_AA)
+    strokes = (crop == (40, 220, 250)).all(-1)
+    probability = suspecting(cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    mask = graphic_mask(crop, probability, REGION, 0.05, 15)
+    assert mask[strokes].all()
+    assert not mask[:50].any() and not mask[100:].any()   # nothing far from the text
+
+
+def test_nothing_is_marked_where_the_segmenter_suspects_nothing():
+    crop = skin()
+    crop[40:70, 40:80] = (200, 30, 30)
+    assert not graphic_mask(crop, np.zeros((S, S), np.float32), REGION, 0.05, 15).any()
+
+
+def test_a_noisy_or_shaded_patch_of_skin_is_not_an_overlay():
+    crop = skin(noise=3.0)
+    patch = np.zeros((S, S), bool)
+    patch[40:70, 40:80] = True
+    assert not graphic_mask(crop, suspecting(patch), REGION, 0.05, 15).any()
+
+
+def test_a_flat_patch_that_fades_into_the_face_or_has_look_alikes_on_it_is_not_an_overlay():
+    crop = skin(noise=0.0)
+    flat = crop.copy()
+    flat[40:70, 40:80] = flat[55, 60]  # compressed skin: flat, but the colour of the face around it
+    patch = np.zeros((S, S), bool)
+    patch[40:70, 40:80] = True
+    assert not graphic_mask(flat, suspecting(patch), REGION, 0.05, 15).any()
+    painted = crop.copy()
+    painted[40:70, 40:80] = (20, 200, 60)  # the same shape in a colour the face does not have
+    assert graphic_mask(painted, suspecting(patch), REGION, 0.05, 15)[patch].all()
+
+
+def test_a_colour_shown_too_few_times_is_not_an_overlay():
+    crop = skin()
+    crop[50:53, 50:53] = (20, 200, 60)   # 9 px
+    patch = np.zeros((S, S), bool)
+    patch[45:58, 45:58] = True
+    assert not graphic_mask(crop, suspecting(patch), REGION, 0.05, 15).any()
+    assert graphic_mask(crop, suspecting(patch), REGION, 0.05, 9)[50:53, 50:53].all()
+
+
+def test_decide_takes_a_graphic_overlay_at_once_and_found_by_names_it():
+    crop = skin()
+    crop[40:70, 40:80] = (20, 200, 60)
+    patch = np.zeros((S, S), bool)
+    patch[40:70, 40:80] = True
+    probability = suspecting(patch)  # far below the threshold of 0.9
+    overlay = graphic_mask(crop, probability, REGION, 0.05, 15) & REGION
+    config = FindConfig()  # video: an unsure region would need two frames
+    assert not decide(probability, np.zeros((S, S), bool), REGION, 0.9, None, config)[1].any()
+    _, on = decide(probability, overlay, REGION, 0.9, None, config)
+    assert on[patch].all()
+    codes = found_by(on.astype(np.float32), probability, np.zeros((S, S), bool), 0.9, 0, graphic=overlay)
+    assert (codes[patch] == EVIDENCE_CODE["graphic"]).all()
