@@ -287,7 +287,7 @@ def evaluate_clip(path: Path, config: PipelineConfig, max_frames: int | None = N
     if worst is not None:
         report["worst_frame"] = {k: v for k, v in worst.items() if k != "picture"}
         if out_dir is not None:
-            picture = Path(out_dir) / f"worst_{Path(path).stem}.png"
+            picture = Path(out_dir) / f"worst_{Path(path).stem}.jpg"
             picture.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(picture), worst["picture"])
             report["worst_frame"]["picture"] = picture.name
@@ -333,7 +333,7 @@ def evaluate_photos(paths: list[Path], config: PipelineConfig, out_dir: Path | N
     finally:
         pipeline.close()
     wall = time.perf_counter() - t0
-    grid = save_grid(rows, Path(out_dir) / "touched_photos.png") if out_dir is not None else None
+    grid = save_grid(rows, Path(out_dir) / "touched_photos.jpg") if out_dir is not None else None
     touched.sort(key=lambda t: -t["replaced_pixels"])
     return {
         "photos": photos, "unreadable": unreadable, "photos_with_face": with_face,
