@@ -26,6 +26,8 @@ log = logging.getLogger("unveil")
 
 # Encoders that understand a constant-rate-factor quality setting.
 CRF_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"})
+X26X_CODECS = frozenset({"libx264", "libx264rgb", "libx265"})
+ENCODER_PRESET = "veryfast"  # x264's default (medium) costs 3x the CPU for 0.6 dB at crf 18 (docs/realtime_budget.md)
 
 
 def partial_path(path: Path) -> Path:
@@ -73,7 +75,7 @@ def remove_quietly(path: Path) -> None:
 # Video
 
 
-def video_stream_settings(info: VideoInfo, codec: str, crf: int) -> dict:
+def video_stream_settings(info: VideoInfo, codec: str, crf: int, preset: str = ENCODER_PRESET) -> dict:
     """Encoder settings for re-encoding `info`'s video: a pure function of its inputs.
 
     yuv420p needs even sizes: an odd width or height is padded by one pixel (edge replicated) rather than cropped,
@@ -84,6 +86,8 @@ def video_stream_settings(info: VideoInfo, codec: str, crf: int) -> dict:
     options = {"crf": str(crf)} if codec in CRF_CODECS else {}
     if codec == "libvpx-vp9":
         options["b"] = "0"  # constant quality mode needs the bitrate cap off
+    if codec in X26X_CODECS and preset:
+        options["preset"] = preset
     return {
         "codec": codec,
         "pix_fmt": "yuv420p",
@@ -183,14 +187,14 @@ class VideoFileSink:
     """
 
     def __init__(self, path: str | Path, info: VideoInfo, audio_from: str | Path | None, *,
-                 codec: str = "libx264", crf: int = 18) -> None:
+                 codec: str = "libx264", crf: int = 18, preset: str = ENCODER_PRESET) -> None:
         self.path = Path(path)
         self.info = info
         if self.path.suffix.lower() in IMAGE_SUFFIXES:
             raise UnveilError(f"output {self.path} is an image file but the input is a video; {OUTPUT_KINDS}")
         check_writable(self.path)
         self.partial = partial_path(self.path)
-        self.settings = video_stream_settings(info, codec, crf)
+        self.settings = video_stream_settings(info, codec, crf, preset)
         self.frames_written = 0
         self.audio: AudioCopier | None = None
         self.output: av.container.OutputContainer | None = None

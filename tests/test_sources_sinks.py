@@ -445,7 +445,7 @@ def test_video_stream_settings_even_size_libx264():
     settings = video_stream_settings(info, "libx264", 18)
     assert settings == {"codec": "libx264", "pix_fmt": "yuv420p", "rate": Fraction(30000, 1001),
                         "time_base": Fraction(1001, 30000), "width": 96, "height": 64, "pad_right": 0,
-                        "pad_bottom": 0, "options": {"crf": "18"}}
+                        "pad_bottom": 0, "options": {"crf": "18", "preset": "veryfast"}}
     assert video_stream_settings(info, "libx264", 18) == settings  # pure: same input, same output
 
 
@@ -455,10 +455,17 @@ def test_video_stream_settings_pads_odd_sizes_and_keeps_time_base():
     settings = video_stream_settings(info, "libx264", 23)
     assert (settings["width"], settings["height"]) == (102, 58)
     assert (settings["pad_right"], settings["pad_bottom"]) == (1, 1)
-    assert settings["time_base"] == Fraction(1, 12800) and settings["options"] == {"crf": "23"}
+    assert settings["time_base"] == Fraction(1, 12800) and settings["options"]["crf"] == "23"
 
 
 def test_video_stream_settings_crf_only_where_the_encoder_has_it():
     info = info_for(64, 64)
     assert video_stream_settings(info, "mpeg4", 18)["options"] == {}
     assert video_stream_settings(info, "libvpx-vp9", 30)["options"] == {"crf": "30", "b": "0"}
+
+
+def test_video_stream_settings_preset_only_for_x264_and_x265():
+    info = info_for(64, 64)
+    assert video_stream_settings(info, "libx265", 28, "slow")["options"] == {"crf": "28", "preset": "slow"}
+    assert "preset" not in video_stream_settings(info, "libvpx-vp9", 30, "slow")["options"]
+    assert video_stream_settings(info, "libx264", 18, "")["options"] == {"crf": "18"}  # none: the encoder's own
