@@ -83,3 +83,20 @@ def test_decide_takes_a_graphic_overlay_at_once_and_found_by_names_it():
     assert on[patch].all()
     codes = found_by(on.astype(np.float32), probability, np.zeros((S, S), bool), 0.9, 0, graphic=overlay)
     assert (codes[patch] == EVIDENCE_CODE["graphic"]).all()
+
+
+def test_thin_strokes_of_a_face_larger_than_its_crop_are_found_on_the_frame_grid():
+    from realtime.align import warp_to_crop
+    from realtime.find.graphic import graphic_mask_for_face
+
+    rng = np.random.default_rng(1)
+    frame = np.clip(cv2.resize(skin(noise=0.0), (256, 256)) + rng.normal(0, 3, (256, 256, 3)), 0, 255).astype(np.uint8)
+    cv2.putText(frame, "LOREM IPSUM", (30, 140), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (40, 220, 250), 2, cv2.LINE_AA)
+    matrix = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # the face is twice as large in the frame as in the crop
+    crop = warp_to_crop(frame, matrix, S)
+    strokes = cv2.resize((frame == (40, 220, 250)).all(-1).astype(np.float32), (S, S), interpolation=cv2.INTER_AREA) > 0.25
+    probability = suspecting(cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    assert (crop == (40, 220, 250)).all(-1).sum() < 0.05 * strokes.sum()  # the crop has blended the colour away
+    found = graphic_mask_for_face(frame, crop, matrix, probability, REGION, 0.05, 15, 1)
+    assert found[strokes].mean() > 0.9
+    assert not found[:50].any() and not found[100:].any()

@@ -11,7 +11,7 @@ from realtime.align import transform_points, warp_to_crop
 from realtime.frame import Face, Frame
 from realtime.find.config import FindConfig
 from realtime.find.decide import confident_regions, decide, found_by, sure_level
-from realtime.find.graphic import graphic_mask
+from realtime.find.graphic import graphic_mask_for_face
 from realtime.find.hands import hand_mask, in_front_of_face
 from realtime.find.segmenter import SegmenterEvidence
 from realtime.find.surface import SurfaceEvidence
@@ -87,7 +87,7 @@ class FindStage:
                     in_front_of_face(hands, face.landmarks, self.config.hands_wrist_beyond, self.config.hands_min_palm))
             hand = (hand_mask(near, face.matrix, size, face.crop, self.config.hands_refine, face.region) if near
                     else np.zeros((size, size), bool))
-            overlay = self._graphic(face.crop, probability, face.region)
+            overlay = self._graphic(frame.image, face, probability)
             face.evidence = {"finder": probability, "hands": hand, "graphic": overlay}
             if changes[i] is not None:
                 face.evidence["surface"] = changes[i]
@@ -118,13 +118,14 @@ class FindStage:
             self.surface.forget(set(self._tracks))
         return frame
 
-    def _graphic(self, crop: np.ndarray, probability: np.ndarray, region: np.ndarray) -> np.ndarray:
-        size = crop.shape[0]
-        if not self.config.graphic:
-            return np.zeros((size, size), bool)
+    def _graphic(self, image: np.ndarray, face: Face, probability: np.ndarray) -> np.ndarray:
+        size = face.crop.shape[0]
         c = self.config
-        min_px = max(int(round(c.graphic_min_area * size * size)), 1)
-        return graphic_mask(crop, probability, region, c.graphic_low, min_px, int(round(c.graphic_grow * size)))
+        if not c.graphic:
+            return np.zeros((size, size), bool)
+        return graphic_mask_for_face(image, face.crop, face.matrix, probability, face.region, c.graphic_low,
+                                     max(int(round(c.graphic_min_area * size * size)), 1),
+                                     int(round(c.graphic_grow * size)))
 
     def _coasting_faces(self, frame: Frame) -> list[Face]:
         """Tracks that were occluded last frame and that the detector lost now (a hand or a bar over the nose and
