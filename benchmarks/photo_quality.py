@@ -472,7 +472,7 @@ def evaluate_synthetic(paths: list[Path], config, protocols=PROTOCOLS, hands: li
         pipeline.close()
     wall = time.perf_counter() - t0
     rows = [r for p in protocols for r in examples[p]]
-    grid = save_grid(rows, Path(out_dir) / "synthetic_examples.png", columns=1) if out_dir is not None else None
+    grid = save_grid(rows, Path(out_dir) / "synthetic_examples.jpg", columns=1) if out_dir is not None else None
     per_protocol = {}
     for p in protocols:
         s = summarise(samples[p])
@@ -516,7 +516,7 @@ def evaluate_masked(paths: list[Path], config, out_dir: Path | None = None, grid
     finally:
         pipeline.close()
     wall = time.perf_counter() - t0
-    grid = save_grid(rows, Path(out_dir) / "masked_faces.png", columns=2) if out_dir is not None else None
+    grid = save_grid(rows, Path(out_dir) / "masked_faces.jpg", columns=2) if out_dir is not None else None
     lower_values = [p["lower_face"] for p in per_photo]
     band_values = [p["eye_band"] for p in per_photo]
     summary = {
