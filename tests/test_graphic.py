@@ -100,3 +100,21 @@ def test_thin_strokes_of_a_face_larger_than_its_crop_are_found_on_the_frame_grid
     found = graphic_mask_for_face(frame, crop, matrix, probability, REGION, 0.05, 15, 1)
     assert found[strokes].mean() > 0.9
     assert not found[:50].any() and not found[100:].any()
+
+
+def test_the_repeated_edge_of_a_face_at_the_frame_border_is_not_an_overlay():
+    from realtime.align import warp_to_crop
+    from realtime.find.graphic import graphic_mask_for_face, inside_frame
+
+    frame = skin(seed=2)[:, :80].copy()          # the face's right part lies beyond the frame's right edge
+    frame[:, 79] = np.random.default_rng(3).integers(0, 256, (S, 3))  # an edge column of unrelated colours
+    matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    crop = warp_to_crop(frame, matrix, S)          # beyond the edge: that column repeated, a flat run per row
+    assert (inside_frame(matrix, S, frame.shape[:2]).sum(axis=0) > 0).sum() == 80
+    probability = suspecting(np.ones((S, S), bool))  # the segmenter unsure everywhere
+    assert graphic_mask(crop, probability, REGION, 0.05, 15)[:, 80:].any()  # the crop alone takes the runs
+    found = graphic_mask_for_face(frame, crop, matrix, probability, REGION, 0.05, 15, 1)
+    assert not found.any()
+    frame[40:70, 30:60] = (20, 200, 60)            # a real overlay on the frame is still found
+    found = graphic_mask_for_face(frame, warp_to_crop(frame, matrix, S), matrix, probability, REGION, 0.05, 15, 1)
+    assert found[40:70, 30:60].all() and not found[:, 80:].any()

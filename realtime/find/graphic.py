@@ -88,6 +88,8 @@ def graphic_mask_for_face(image: np.ndarray, crop: np.ndarray, matrix: np.ndarra
     size = crop.shape[0]
     scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))  # crop pixels per frame pixel
     fine = min(1.0 / scale, finest) if scale > 0 else 1.0
+    # where the crop leaves the frame its pixels are the frame's edge repeated: a flat run that no overlay made
+    region = region.astype(bool) & inside_frame(matrix, size, image.shape[:2])
     if fine <= 1.0:
         return graphic_mask(crop, probability, region, low, min_px, grow)
     side = int(round(size * fine))
@@ -98,9 +100,18 @@ def graphic_mask_for_face(image: np.ndarray, crop: np.ndarray, matrix: np.ndarra
                          low, int(round(min_px * k * k)), int(round(grow * k)), away_px=int(round(4 * k)),
                          reach_px=int(round(4 * k)))
     if not found.any():
-        return found[:size, :size] & False
-    return (cv2.resize(found.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) >= 0.5) & \
-        region.astype(bool)
+        return np.zeros(region.shape, bool)
+    return (cv2.resize(found.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) >= 0.5) & region
+
+
+def inside_frame(matrix: np.ndarray, size: int, frame_hw: tuple[int, int]) -> np.ndarray:
+    """(size, size) bool: the crop pixels that lie on the frame (`matrix`: frame -> crop)."""
+    h, w = frame_hw
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64)  # the edge pixels' centres
+    points = corners @ matrix[:, :2].T + matrix[:, 2]
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, np.round(points * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+    return mask.astype(bool)
 
 
 def chebyshev(channels: list[np.ndarray], colour: np.ndarray) -> np.ndarray:
