@@ -21,7 +21,7 @@ the arrival frame on:
   (trainer.evaluation.metrics.temporal_error);
 - the share of hole pixels Unveil replaced (frame.replaced > 0) and, of those, the share each filler made.
 Per (kind, schedule) the per-clip means are averaged over clips. Writes video_fill.json (every number, per-frame
-series too), video_fill.md (the tables) and video_fill_strip.png (one clip and kind, 3 frames after the arrival;
+series too), video_fill.md (the tables) and video_fill_strip.jpg (one clip and kind, 3 frames after the arrival;
 rows: occluded | Unveil | Telea | clean) into --out.
 """
 from __future__ import annotations
@@ -701,10 +701,10 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(summary, runs, meta)
     print(table)
     (out_dir / "video_fill.md").write_text(table)
-    strip_path = out_dir / "video_fill_strip.png"
+    strip_path = out_dir / "video_fill_strip.jpg"
     if strip_candidates:
         columns = pick_columns(strip_candidates)
-        cv2.imwrite(str(strip_path), compose_strip(columns), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        cv2.imwrite(str(strip_path), compose_strip(columns), [cv2.IMWRITE_JPEG_QUALITY, 92])
         meta["strip"] = {"clip": strip_source[0], "kind": strip_source[1], "schedule": strip_source[2],
                          "frames": [c["index"] for c in columns], "file": strip_path.name}
     else:

@@ -296,6 +296,6 @@ def test_a_tiny_clip_end_to_end(tmp_path, astronaut_bgr, tiny_finder, capsys):
     assert set(summary) == set(vf.SCHEDULES)
     table = (out / "video_fill.md").read_text()
     assert "| mask | arrives |" in table and "| mask | from-start |" in table and "| mask | arrives |" in captured.out
-    strip = cv2.imread(str(out / "video_fill_strip.png"))
+    strip = cv2.imread(str(out / "video_fill_strip.jpg"))
     assert strip is not None and strip.shape[0] > strip.shape[1]   # four rows of up to three columns
     assert data["meta"]["strip"]["schedule"] == "arrives" and min(data["meta"]["strip"]["frames"]) >= 5
