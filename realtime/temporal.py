@@ -24,10 +24,11 @@ class TemporalConfig:
 
 
 def alignment_change(matrix_prev: np.ndarray, matrix_now: np.ndarray) -> np.ndarray:
-    """(2, 3) warp taking previous-crop pixels to current-crop pixels: M_now . M_prev^-1."""
-    prev = np.vstack([np.asarray(matrix_prev, np.float64), [0.0, 0.0, 1.0]])
-    now = np.vstack([np.asarray(matrix_now, np.float64), [0.0, 0.0, 1.0]])
-    return (now @ np.linalg.inv(prev))[:2]
+    """(2, 3) warp taking previous-crop pixels to current-crop pixels: M_now . M_prev^-1 (a closed-form affine
+    inverse: np.linalg.inv on a 3x3 costs 0.15-0.9 ms a call here, in BLAS)."""
+    back = cv2.invertAffineTransform(np.asarray(matrix_prev, np.float64))
+    now = np.asarray(matrix_now, np.float64)
+    return np.hstack([now[:, :2] @ back[:, :2], now[:, :2] @ back[:, 2:] + now[:, 2:]])
 
 
 def motion_of(change: np.ndarray, crop_size: int) -> float:
