@@ -39,14 +39,18 @@ def face_region(landmarks_crop: np.ndarray, size: int, shrink: float = 0.0) -> n
     return region
 
 
-def remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """Drop connected regions smaller than `min_area` pixels (single-frame speckles never reach the output)."""
+def remove_specks(mask: np.ndarray, min_area: int, spare: np.ndarray | None = None) -> np.ndarray:
+    """Drop connected regions smaller than `min_area` pixels (single-frame speckles never reach the output), except
+    those holding a pixel of `spare`."""
     mask = np.asarray(mask, bool)
     if min_area <= 1 or not mask.any():
         return mask
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     keep = np.zeros(count, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    if spare is not None:
+        keep[np.unique(labels[spare & mask])] = True
+        keep[0] = False
     return keep[labels]
 
 

@@ -344,3 +344,18 @@ def test_a_hand_counts_for_a_face_only_with_its_wrist_well_outside_the_face_oval
     assert len(in_front_of_face([from_below, at_edge], face, wrist_beyond=0.0)) == 2
     assert len(in_front_of_face([tiny], face, min_palm=0.0)) == 1
     assert in_front_of_face([], face) == []
+
+
+def test_a_small_region_only_the_segmenter_marks_is_dropped_unless_a_hand_or_overlay_is_in_it():
+    probability = np.zeros((S, S), np.float32)
+    probability[10:14, 10:18] = 0.99      # 32 px: the size of a glasses-frame corner the segmenter fires on
+    probability[30:45, 30:45] = 0.99      # 225 px: an occluder
+    region = np.ones((S, S), bool)
+    config = FindConfig(video=False, min_area=0.001, min_area_alone=0.02)   # 82 px here
+    _, on = decide(probability, np.zeros((S, S), bool), region, 0.5, None, config)
+    assert not on[10:14, 10:18].any() and on[30:45, 30:45].all()
+    hand = square(11, 12, 11, 12)         # a hand (or an overlay) pixel inside the small region keeps it
+    _, on = decide(probability, hand, region, 0.5, None, config)
+    assert on[10:14, 10:18].all()
+    _, on = decide(probability, np.zeros((S, S), bool), region, 0.5, None, replace(config, min_area_alone=0.0))
+    assert on[10:14, 10:18].all()

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class FindConfig:
     threshold: float | None = None   # finder probability for "covered"; None = the model contract's (or 0.5)
-    min_area: float = 0.0015         # smallest region kept, as a fraction of the crop's area
+    min_area: float = 0.0015         # smallest region kept, as a fraction of the crop's area...
+    min_area_alone: float = 0.008    # ...and of one that only the segmenter marks (no hand, no overlay in it): a
+                                     # glasses frame or brow it fires on is smaller (docs/find.md)
     video: bool = True               # frames are a sequence: masks persist per track (False: unrelated photos)
     persist_frames: int = 2          # in video, a new region must be seen in 2 consecutive frames (1 = at once)...
     confident: float = 0.97          # ...unless the finder's mean probability over it is at least this (and at

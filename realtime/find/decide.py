@@ -28,10 +28,11 @@ def decide(probability: np.ndarray, certain: np.ndarray, region: np.ndarray, thr
     `change` is the surface evidence (the reference-conditioned segmenter's probability, realtime.find.surface)
     when the track has a clean reference, else None."""
     min_area = max(int(round(config.min_area * region.size)), 1)
+    min_alone = max(int(round(config.min_area_alone * region.size)), 1)
     found = probability >= threshold
     if change is not None and config.surface_adds:  # a change the surface model is sure of, the segmenter unsure
         found |= (change >= change_threshold) & (probability >= config.off_ratio * threshold)
-    candidate = remove_specks((found | certain) & region, min_area)
+    candidate = remove_specks(remove_specks((found | certain) & region, min_area), min_alone, spare=certain)
     confident = sure_level(config, threshold)
     if change is not None:
         candidate = surface_veto(candidate, change, probability, certain, config.surface_veto, confident)
@@ -44,7 +45,7 @@ def decide(probability: np.ndarray, certain: np.ndarray, region: np.ndarray, thr
     near_on = dilate(prev_on, 2)
     confirmed = connected_to(candidate, prev_candidate | near_on)
     held = prev_on & ((probability >= config.off_ratio * threshold) | certain) & region
-    on = remove_specks(sure | confirmed | held, min_area)
+    on = remove_specks(remove_specks(sure | confirmed | held, min_area), min_alone, spare=certain)
     if change is not None:
         on = surface_veto(on, change, probability, certain, config.surface_veto, confident)
     return candidate, on
