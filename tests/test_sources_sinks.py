@@ -445,7 +445,7 @@ def test_video_stream_settings_even_size_libx264():
     settings = video_stream_settings(info, "libx264", 18)
     assert settings == {"codec": "libx264", "pix_fmt": "yuv420p", "rate": Fraction(30000, 1001),
                         "time_base": Fraction(1001, 30000), "width": 96, "height": 64, "pad_right": 0,
-                        "pad_bottom": 0, "options": {"crf": "18", "preset": "veryfast"}}
+                        "pad_bottom": 0, "options": {"crf": "18", "preset": "faster"}}
     assert video_stream_settings(info, "libx264", 18) == settings  # pure: same input, same output
 
 
