@@ -94,7 +94,8 @@ def test_thin_strokes_of_a_face_larger_than_its_crop_are_found_on_the_frame_grid
     cv2.putText(frame, "LOREM IPSUM", (30, 140), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (40, 220, 250), 2, cv2.LINE_AA)
     matrix = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # the face is twice as large in the frame as in the crop
     crop = warp_to_crop(frame, matrix, S)
-    strokes = cv2.resize((frame == (40, 220, 250)).all(-1).astype(np.float32), (S, S), interpolation=cv2.INTER_AREA) > 0.25
+    painted = (frame == (40, 220, 250)).all(-1).astype(np.float32)
+    strokes = cv2.resize(painted, (S, S), interpolation=cv2.INTER_AREA) > 0.25
     probability = suspecting(cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
     assert (crop == (40, 220, 250)).all(-1).sum() < 0.05 * strokes.sum()  # the crop has blended the colour away
     found = graphic_mask_for_face(frame, crop, matrix, probability, REGION, 0.05, 15, 1)

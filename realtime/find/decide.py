@@ -27,12 +27,10 @@ def decide(probability: np.ndarray, certain: np.ndarray, region: np.ndarray, thr
     frame's (candidate, on), already in this crop's coordinates, or None for a face seen for the first time.
     `change` is the surface evidence (the reference-conditioned segmenter's probability, realtime.find.surface)
     when the track has a clean reference, else None."""
-    min_area = max(int(round(config.min_area * region.size)), 1)
-    min_alone = max(int(round(config.min_area_alone * region.size)), 1)
     found = probability >= threshold
     if change is not None and config.surface_adds:  # a change the surface model is sure of, the segmenter unsure
         found |= (change >= change_threshold) & (probability >= config.off_ratio * threshold)
-    candidate = remove_specks(remove_specks((found | certain) & region, min_area), min_alone, spare=certain)
+    candidate = big_enough((found | certain) & region, certain, config)
     confident = sure_level(config, threshold)
     if change is not None:
         candidate = surface_veto(candidate, change, probability, certain, config.surface_veto, confident)
@@ -45,10 +43,18 @@ def decide(probability: np.ndarray, certain: np.ndarray, region: np.ndarray, thr
     near_on = dilate(prev_on, 2)
     confirmed = connected_to(candidate, prev_candidate | near_on)
     held = prev_on & ((probability >= config.off_ratio * threshold) | certain) & region
-    on = remove_specks(remove_specks(sure | confirmed | held, min_area), min_alone, spare=certain)
+    on = big_enough(sure | confirmed | held, certain, config)
     if change is not None:
         on = surface_veto(on, change, probability, certain, config.surface_veto, confident)
     return candidate, on
+
+
+def big_enough(mask: np.ndarray, certain: np.ndarray, config: FindConfig) -> np.ndarray:
+    """`mask` without its specks (below `min_area`) and without the small regions (below `min_area_alone`) that
+    hold no `certain` pixel: those only the segmenter marks."""
+    size = mask.size
+    mask = remove_specks(mask, max(int(round(config.min_area * size)), 1))
+    return remove_specks(mask, max(int(round(config.min_area_alone * size)), 1), spare=certain)
 
 
 def sure_level(config: FindConfig, threshold: float) -> float:
@@ -56,11 +62,11 @@ def sure_level(config: FindConfig, threshold: float) -> float:
     return max(config.confident, threshold + 0.5 * (1.0 - threshold))
 
 
-def surface_veto(mask: np.ndarray, change: np.ndarray, probability: np.ndarray, hands: np.ndarray, veto: float,
-                 confident: float) -> np.ndarray:
+def surface_veto(mask: np.ndarray, change: np.ndarray, probability: np.ndarray, certain: np.ndarray,
+                 veto: float, confident: float) -> np.ndarray:
     """`mask` without its regions where the surface model sees no change (mean probability below `veto`): the
-    segmenter fired on the person's own face, as it looked when clean. Regions that hold a hand, or that the
-    segmenter is sure of (mean probability >= `confident`), are never vetoed."""
+    segmenter fired on the person's own face, as it looked when clean. Regions that hold a `certain` pixel (a hand,
+    an overlay), or that the segmenter is sure of (mean probability >= `confident`), are never vetoed."""
     if veto <= 0 or not mask.any():
         return mask
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
@@ -68,20 +74,22 @@ def surface_veto(mask: np.ndarray, change: np.ndarray, probability: np.ndarray, 
     pixels = np.maximum(np.bincount(index, None, count), 1)
     mean = np.bincount(index, change.ravel().astype(np.float64), count) / pixels
     keep = (mean >= veto) | (np.bincount(index, probability.ravel().astype(np.float64), count) / pixels >= confident)
-    keep[np.unique(labels[hands & mask])] = True
+    keep[np.unique(labels[certain & mask])] = True
     keep[0] = False
     return keep[labels]
 
 
-def confident_regions(candidate: np.ndarray, probability: np.ndarray, hands: np.ndarray, confident: float) -> np.ndarray:
-    """The candidate regions the finder is sure of (mean probability >= `confident`) or that hold a hand."""
+def confident_regions(candidate: np.ndarray, probability: np.ndarray, certain: np.ndarray,
+                      confident: float) -> np.ndarray:
+    """The candidate regions the finder is sure of (mean probability >= `confident`) or that hold a `certain` pixel
+    (a hand, an overlay)."""
     if not candidate.any():
         return candidate
     count, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
     index = labels.ravel()
     mean = np.bincount(index, probability.ravel().astype(np.float64), count) / np.maximum(np.bincount(index, None, count), 1)
     sure = mean >= confident
-    sure[np.unique(labels[hands & candidate])] = True
+    sure[np.unique(labels[certain & candidate])] = True
     sure[0] = False
     return sure[labels]
 

@@ -34,7 +34,9 @@ def graphic_mask(crop: np.ndarray, probability: np.ndarray, region: np.ndarray, 
     level or two); it counts when it holds `min_px` pixels and the face away from it (not suspect, `away_px` from it)
     has at most `alike` x as many pixels within `levels` of the colour: a flat patch of skin has look-alikes on the
     rest of the face, an overlay's colour has none. Pixels within `levels` of it among the suspects, within
-    `reach_px` of the overlay, are its too (thin strokes)."""
+    `reach_px` of the overlay, are its too (thin strokes). Last, the overlay must meet the face at a sharp edge:
+    the median step to the pixels around it at least `step` levels. At most the `most` commonest colours are
+    tried."""
     region = region.astype(bool)
     suspect = (probability >= low) & region
     marked = np.zeros(region.shape, bool)
@@ -46,20 +48,19 @@ def graphic_mask(crop: np.ndarray, probability: np.ndarray, region: np.ndarray, 
     seeds = colours[order][counts[order] >= seed_px]
     if not seeds.size:
         return marked
-    pixels = crop.astype(np.int16)
-    channels = [np.ascontiguousarray(pixels[..., i]) for i in range(3)]
-    face = [c[region] for c in channels]
+    channels = [np.ascontiguousarray(crop[..., i], dtype=np.int16) for i in range(3)]
+    face_channels = [c[region] for c in channels]
     face_suspect = suspect[region]
     rest = region & ~suspect
-    taken: list[np.ndarray] = []
-    rejected: list[np.ndarray] = []
+    taken: list[np.ndarray] = []   # overlay colours found
+    tried: list[np.ndarray] = []   # every colour judged
     for key in seeds:
         colour = np.array([(key >> 16) & 255, (key >> 8) & 255, key & 255], np.int16)
         if (any(int(np.abs(colour - t).max()) <= levels for t in taken)  # a shade of an overlay already found
-                or any(int(np.abs(colour - t).max()) <= tolerance for t in rejected)):
+                or any(int(np.abs(colour - t).max()) <= tolerance for t in tried)):
             continue
-        rejected.append(colour)
-        near = chebyshev(face, colour)  # first over the face's pixels only: most seeds end here, cheaply
+        tried.append(colour)
+        near = chebyshev(face_channels, colour)  # first over the face's pixels only: most seeds end here, cheaply
         size = int(np.count_nonzero((face_suspect & (near <= tolerance)) | (near == 0)))
         if size < min_px:
             continue
@@ -74,7 +75,7 @@ def graphic_mask(crop: np.ndarray, probability: np.ndarray, region: np.ndarray, 
         if ring.any() and float(np.median(distance[ring])) < step:  # its edge fades into the face: skin, not paint
             continue
         marked |= overlay
-        taken.append(rejected.pop())
+        taken.append(colour)
     return dilate(marked, grow) & region
 
 

@@ -39,12 +39,12 @@ def finder_threshold(runner: ModelRunner, config: FindConfig) -> float:
     return float(runner.contract.threshold) if runner.contract.threshold is not None else 0.5
 
 
-def judged_clean(candidate: np.ndarray, probability: np.ndarray, hands: np.ndarray, region: np.ndarray,
+def judged_clean(candidate: np.ndarray, probability: np.ndarray, certain: np.ndarray, region: np.ndarray,
                  confident: float) -> bool:
-    """Whether a face may become its track's reference: no hand on it and nothing the segmenter is sure of. What
-    the segmenter only suspects (a frame of glasses, a beard's edge) is kept in the reference: if it stays the same,
-    it is the person's own, and the surface evidence vetoes it from then on."""
-    return not (hands & region).any() and not confident_regions(candidate, probability, hands, confident).any()
+    """Whether a face may become its track's reference: no hand or overlay on it (`certain`) and nothing the
+    segmenter is sure of. What the segmenter only suspects (a frame of glasses, a beard's edge) is kept in the
+    reference: if it stays the same, it is the person's own, and the surface evidence vetoes it from then on."""
+    return not (certain & region).any() and not confident_regions(candidate, probability, certain, confident).any()
 
 
 class FindStage:
